@@ -1,0 +1,113 @@
+"""Shared machinery for torch backbones: seeded construction, batching, forward counting."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from t2i_bench.backbones.base import Backbone
+from t2i_bench.errors import BenchError
+
+TINY_SEED = 20240117  # every tiny builder is initialised from this seed (one per backbone family)
+PROFILES = ("tiny", "real")
+
+
+@contextlib.contextmanager
+def seeded(seed: int = TINY_SEED) -> Iterator[None]:
+    """Run the block with torch's CPU RNG seeded, restoring the caller's RNG state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def check_profile(name: str, profile: str) -> None:
+    if profile not in PROFILES:
+        raise BenchError(f"backbone {name}: unknown profile {profile!r}; use 'tiny' or 'real'")
+
+
+def env_source(var: str, default: str | None) -> str | None:
+    """A weights location from the environment variable ``var`` (a local path or hub id)."""
+    value = os.environ.get(var, "").strip()
+    return value or default
+
+
+def weights_label(source: str) -> str:
+    """A stable label for a weights source: the tag/hub id itself, or a file's name and size."""
+    path = os.path.expanduser(source)
+    if os.path.isfile(path):
+        return f"file:{os.path.basename(path)}:{os.path.getsize(path)}"
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if not f.startswith("."))
+        size = sum(os.path.getsize(os.path.join(path, f)) for f in files)
+        return f"dir:{os.path.basename(os.path.normpath(path))}:{size}"
+    return source
+
+
+def to_rgb(images: Sequence[Image.Image]) -> list[Image.Image]:
+    return [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+
+
+def batched_forward(
+    items: Sequence,
+    batch_size: int,
+    prepare: Callable[[Sequence], torch.Tensor | dict[str, torch.Tensor]],
+    forward: Callable[..., torch.Tensor],
+    on_batch: Callable[[], None],
+) -> np.ndarray:
+    """Apply ``forward(prepare(chunk))`` to chunks of ``items``; concatenate as float32 numpy."""
+    if batch_size < 1:
+        raise BenchError(f"batch_size must be >= 1, got {batch_size}")
+    outs: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            inputs = prepare(chunk)
+            out = forward(**inputs) if isinstance(inputs, dict) else forward(inputs)
+            on_batch()
+            outs.append(out.detach().float().cpu().numpy())
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outs, axis=0).astype(np.float32, copy=False)
+
+
+class TorchBackbone(Backbone):
+    """A backbone wrapping a torch module; subclasses implement ``_prepare`` and ``_forward``."""
+
+    feature_dim: int = 0
+    weights: str = ""  # which weights: a published tag/hub id, a local file, or "seed=<n>" (tiny)
+
+    @property
+    def identity(self) -> str:
+        """Name, profile, preprocessing, version and the weights' label."""
+        return f"{super().identity}|{self.weights}"
+
+    def __init__(self, device: str = "cpu", batch_size: int = 32) -> None:
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.forward_calls = 0
+
+    def _count(self) -> None:
+        self.forward_calls += 1
+
+    def _prepare_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Return an (n, d) float32 array of image features (not normalised)."""
+        if len(images) == 0:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        return batched_forward(
+            to_rgb(images),
+            self.batch_size,
+            self._prepare_images,
+            self._forward_images,
+            self._count,
+        )

@@ -1,0 +1,162 @@
+"""Backbones: tiny builders are deterministic, real loaders read real-format files offline,
+and scores through our backbones equal direct library computations."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported
+
+import huggingface_hub.constants
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from t2i_bench.backbones.base import available_backbones, load_backbone
+from t2i_bench.backbones.clip import TINY_CLIP_CFG, build_tiny_clip, make_clip
+from t2i_bench.errors import BenchError
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def _images(n: int, seed: int = 0) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    sizes = [(72, 96), (64, 64), (100, 80)]
+    return [
+        Image.fromarray(rng.integers(0, 256, (*sizes[i % 3], 3), dtype=np.uint8)) for i in range(n)
+    ]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------- CLIP
+
+
+def test_clip_registered() -> None:
+    assert {"clip_vit_b32", "clip_vit_l14"} <= set(available_backbones())
+
+
+def test_tiny_clip_is_deterministic_and_rng_neutral() -> None:
+    torch.manual_seed(1)
+    a = build_tiny_clip().state_dict()
+    after_a = torch.rand(1)
+    torch.manual_seed(1)
+    b = build_tiny_clip().state_dict()
+    after_b = torch.rand(1)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(after_a, after_b)  # the builder does not consume the caller's RNG
+    e1 = load_backbone("clip_vit_b32", "tiny").embed_images(_images(3))
+    e2 = load_backbone("clip_vit_l14", "tiny").embed_images(_images(3))
+    np.testing.assert_array_equal(e1, e2)
+    assert e1.dtype == np.float32 and e1.shape == (3, TINY_CLIP_CFG["embed_dim"])
+
+
+def test_clip_batches_and_counts_forwards() -> None:
+    ims = _images(20)
+    outs = []
+    for bs in (1, 7, 32):
+        bb = load_backbone("clip_vit_b32", "tiny", batch_size=bs)
+        outs.append(bb.embed_images(ims))
+        assert bb.forward_calls == -(-20 // bs)
+        t = bb.embed_texts(["a dog"] * 9)
+        assert t.shape == (9, 64) and bb.text_forward_calls == -(-9 // bs)
+    for o in outs[1:]:
+        np.testing.assert_allclose(o, outs[0], atol=1e-5, rtol=0)
+
+
+def test_clip_preprocessing_is_described() -> None:
+    bb = load_backbone("clip_vit_b32", "tiny")
+    assert "resize shortest side to 64 (bicubic)" in bb.preprocessing
+    assert "center crop 64" in bb.preprocessing
+    assert "0.48145466" in bb.preprocessing and "0.26862954" in bb.preprocessing
+    assert bb.identity.startswith("clip_vit_b32|tiny|")
+
+
+def _save_hub_layout(tmp_path) -> str:
+    """The layout of an open_clip hub repo: open_clip_config.json + open_clip_model.safetensors."""
+    d = tmp_path / "hub_clip"
+    d.mkdir()
+    cfg = {
+        "model_cfg": TINY_CLIP_CFG,
+        "preprocess_cfg": {
+            "mean": list(open_clip.OPENAI_DATASET_MEAN),
+            "std": list(open_clip.OPENAI_DATASET_STD),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        },
+    }
+    (d / "open_clip_config.json").write_text(json.dumps(cfg))
+    sd = {k: v.contiguous() for k, v in build_tiny_clip().state_dict().items()}
+    save_file(sd, str(d / "open_clip_model.safetensors"))
+    return str(d)
+
+
+def test_clip_real_loader_reads_hub_layout_dir(tmp_path) -> None:
+    d = _save_hub_layout(tmp_path)
+    real = make_clip("clip_vit_l14", "real", weights=d)
+    tiny = make_clip("clip_vit_l14", "tiny")
+    assert real.profile == "real" and real.weights.startswith("dir:hub_clip:")
+    assert real.preprocessing == tiny.preprocessing
+    ims = _images(5)
+    np.testing.assert_allclose(real.embed_images(ims), tiny.embed_images(ims), atol=1e-6)
+    txt = ["a photo of a cat", "olis stuffed toy"]
+    np.testing.assert_allclose(real.embed_texts(txt), tiny.embed_texts(txt), atol=1e-6)
+
+
+def test_clip_real_loader_reads_checkpoint_file_from_env(tmp_path, monkeypatch) -> None:
+    # open_clip's training checkpoint format: {"state_dict": {"module.<key>": tensor}}.
+    (tmp_path / "t2i-tiny-clip.json").write_text(json.dumps(TINY_CLIP_CFG))
+    open_clip.add_model_config(tmp_path / "t2i-tiny-clip.json")
+    sd = {f"module.{k}": v for k, v in build_tiny_clip().state_dict().items()}
+    ckpt = tmp_path / "epoch_1.pt"
+    torch.save({"epoch": 1, "state_dict": sd}, ckpt)
+    monkeypatch.setenv("T2I_BENCH_CLIP_VIT_B32", str(ckpt))
+    real = load_backbone("clip_vit_b32", "real", arch="t2i-tiny-clip")
+    assert real.weights == f"file:epoch_1.pt:{ckpt.stat().st_size}"
+    ims = _images(4)
+    tiny = load_backbone("clip_vit_b32", "tiny")
+    np.testing.assert_allclose(real.embed_images(ims), tiny.embed_images(ims), atol=1e-6)
+
+
+def test_clip_real_without_weights_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.delenv("T2I_BENCH_CLIP_VIT_B32", raising=False)
+    monkeypatch.setenv("HF_HOME", "/nonexistent-t2i-bench-cache")
+    with pytest.raises(BenchError, match="cannot load open_clip ViT-B-32"):
+        load_backbone("clip_vit_b32", "real")
+    with pytest.raises(BenchError, match="unknown profile"):
+        load_backbone("clip_vit_b32", "huge")
+
+
+def test_clip_scores_match_direct_open_clip(tmp_path) -> None:
+    """CLIP-I and CLIP-T via our backbone == open_clip's own model + transform + tokenizer."""
+    d = _save_hub_layout(tmp_path)
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{d}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{d}")
+    model.eval()
+    gen, ref = _images(6, seed=1), _images(4, seed=2)
+    prompts = [f"a photo of a thing number {i}" for i in range(6)]
+    with torch.no_grad():
+        g = model.encode_image(torch.stack([preprocess(i) for i in gen]), normalize=True)
+        r = model.encode_image(torch.stack([preprocess(i) for i in ref]), normalize=True)
+        t = model.encode_text(tokenizer(prompts), normalize=True)
+    direct_clip_i = (g @ r.T).mean().item()
+    direct_clip_t = (g * t).sum(-1).numpy()
+
+    bb = load_backbone("clip_vit_b32", "tiny", batch_size=4)
+    ge, re_, te = bb.embed_images(gen), bb.embed_images(ref), bb.embed_texts(prompts)
+    ours_clip_i = float((_unit(ge) @ _unit(re_).T).mean())
+    ours_clip_t = (_unit(ge) * _unit(te)).sum(-1)
+    assert abs(ours_clip_i - direct_clip_i) <= 1e-6
+    np.testing.assert_allclose(ours_clip_t, direct_clip_t, atol=1e-6)
