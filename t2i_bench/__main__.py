@@ -1,0 +1,3 @@
+from t2i_bench.cli import main
+
+main()

@@ -1,0 +1,220 @@
+"""The ``t2i-bench`` command line: thin wrappers around the stages in ``runner``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from t2i_bench.errors import BenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+list_app = typer.Typer(no_args_is_help=True, help="List metrics, prompt sets or concepts.")
+app.add_typer(list_app, name="list")
+console = Console(stderr=True)
+out = Console()
+
+ConfigArg = Annotated[Path, typer.Argument(help="run config (YAML)")]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="output dir (overrides the config)")
+]
+PickleOpt = Annotated[
+    bool, typer.Option("--allow-pickle", help="allow .ckpt/.pt/.bin files (weights_only)")
+]
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar driven by (label, done, total) callbacks."""
+    tasks: dict[str, int] = {}
+    columns = (
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        yield update
+
+
+def _fail(exc: BenchError) -> None:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _prepare(config: Path, output: Path | None, allow_pickle: bool):
+    from t2i_bench import runner
+
+    return runner.prepare(config, output, allow_pickle=allow_pickle)
+
+
+def _stage_generate(run) -> None:
+    from t2i_bench import runner
+
+    start = time.perf_counter()
+    with progress_bar() as update:
+        rendered, failed = runner.generate(run, update)
+    if rendered == 0 and failed == 0:
+        console.print("generate: nothing to render, every image is in the store")
+    else:
+        console.print(
+            f"generate: rendered {rendered} images in {time.perf_counter() - start:.1f}s"
+            + (f", {failed} checkpoint(s) failed to load" if failed else "")
+        )
+
+
+def _stage_score(run) -> None:
+    from t2i_bench import runner
+
+    start = time.perf_counter()
+    with progress_bar() as update:
+        embedded = runner.embed(run, update)
+        summary = runner.score(run, update)
+    if embedded == 0 and summary.computed == 0 and summary.failed == 0:
+        console.print("score: nothing to score, every value is in the store")
+    else:
+        console.print(
+            f"score: embedded {embedded} images, computed {summary.computed} metric groups "
+            f"({summary.skipped} cached, {summary.failed} failed) "
+            f"in {time.perf_counter() - start:.1f}s"
+        )
+
+
+def _stage_report(run) -> None:
+    from t2i_bench.report.build import write_report
+
+    paths = write_report(run)
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+def _finish(run) -> None:
+    failures = run.store.failures()
+    if failures:
+        console.print(f"[bold red]{len(failures)} failure(s)[/] recorded in the store:")
+        for stage, item, error in failures[:20]:
+            console.print(f"  {stage} {item}: {error}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _guarded(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except BenchError as exc:
+        _fail(exc)
+
+
+@app.command()
+def run(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+    """Plan, generate, score and report: the whole benchmark, resumable."""
+
+    def action() -> None:
+        bench = _prepare(config, output, allow_pickle)
+        _stage_generate(bench)
+        _stage_score(bench)
+        _stage_report(bench)
+        _finish(bench)
+
+    _guarded(action)
+
+
+@app.command()
+def generate(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+    """Render every planned image the store lacks."""
+    _guarded(lambda: _stage_generate(_prepare(config, output, allow_pickle)))
+
+
+@app.command()
+def score(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+    """Embed images and compute every metric value the store lacks."""
+    _guarded(lambda: _stage_score(_prepare(config, output, allow_pickle)))
+
+
+@app.command()
+def report(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+    """Write the leaderboard and report from what the store holds."""
+    _guarded(lambda: _stage_report(_prepare(config, output, allow_pickle)))
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="where to build")] = Path(".cache/demo"),
+    force: Annotated[bool, typer.Option(help="rebuild even if cached")] = False,
+) -> None:
+    """Build the offline demo: tiny base model and a grid of trained tiny LyCORIS adapters."""
+    from t2i_bench.demo import build_demo
+
+    start = time.perf_counter()
+    with progress_bar() as update:
+        artifacts = build_demo(out_dir, force=force, progress=update)
+    console.print(f"demo ready in {artifacts.base_dir.parent} ({time.perf_counter() - start:.1f}s)")
+
+
+@list_app.command("metrics")
+def list_metrics() -> None:
+    """Every metric plugin with its direction, backbone and prompt types."""
+    from t2i_bench.metrics.base import available_metrics
+
+    table = Table("metric", "kind", "better", "backbone", "prompt types", "version")
+    for name, cls in available_metrics().items():
+        better = "higher" if cls.higher_is_better else "lower"
+        table.add_row(
+            name, cls.kind, better, cls.backbone or "-", ", ".join(cls.prompt_types), cls.version
+        )
+    out.print(table)
+
+
+@list_app.command("prompts")
+def list_prompts(
+    folder: Annotated[Path, typer.Argument(help="prompt-set folder")] = Path("prompts"),
+) -> None:
+    """The prompt sets in a folder with their versions and sizes."""
+    from t2i_bench.prompts import load_prompt_set
+
+    def action() -> None:
+        table = Table("file", "name", "version", "trigger", "alter", "style", "agnostic")
+        for path in sorted(folder.glob("*.yaml")):
+            ps = load_prompt_set(path)
+            sizes = [str(len(getattr(ps, k))) for k in ("trigger", "alter", "style", "agnostic")]
+            table.add_row(path.name, ps.name, str(ps.version), *sizes)
+        out.print(table)
+
+    _guarded(action)
+
+
+@list_app.command("concepts")
+def list_concepts(
+    folder: Annotated[Path, typer.Argument(help="concept folder")] = Path("concepts"),
+) -> None:
+    """The concepts in a folder with their descriptors and reference image counts."""
+    from t2i_bench.concepts import find_concepts, load_concept
+
+    def action() -> None:
+        table = Table("file", "name", "descriptor", "category", "images")
+        for path in find_concepts(folder):
+            c = load_concept(path)
+            table.add_row(path.name, c.name, c.descriptor, c.category, str(len(c.image_paths)))
+        out.print(table)
+
+    _guarded(action)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m t2i_bench`
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+    sys.exit(0)

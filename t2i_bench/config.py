@@ -1,0 +1,179 @@
+"""Run configuration: pydantic models, loaded from YAML, saved resolved into the run.
+
+Relative paths in a config are relative to the config file's folder. Every validation
+error becomes a one-line :class:`BenchError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from t2i_bench.errors import BenchError
+
+PROMPT_TYPES = ("train", "trigger", "alter", "style", "agnostic")
+PromptType = Literal["train", "trigger", "alter", "style", "agnostic"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BaseModelConfig(_Strict):
+    """The model the adapters were trained on; always rendered as the baseline row."""
+
+    source: str = Field(
+        "tiny", description="'tiny', a hub id, a local diffusers folder or a single .safetensors"
+    )
+    name: str = "base"
+    seed: int = Field(0, description="init seed of the 'tiny' base model")
+
+
+class SamplerConfig(_Strict):
+    scheduler: Literal["ddim", "euler", "euler_a", "dpm++", "pndm"] = "ddim"
+    steps: int = Field(20, ge=1, le=1000)
+    guidance_scale: float = Field(7.5, ge=0)
+    width: int = Field(512, ge=8)
+    height: int = Field(512, ge=8)
+    negative_prompt: str = ""
+    batch_size: int = Field(8, ge=1)
+
+
+class CheckpointConfig(_Strict):
+    """One adapter file (``path``) or many (``glob``), with optional overrides."""
+
+    path: Path | None = None
+    glob: str | None = None
+    name: str | None = None
+    multiplier: float = 1.0
+    multipliers: list[float] | None = Field(
+        None, description="a multiplier sweep: one extra row per value"
+    )
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("glob")
+    @classmethod
+    def _glob_not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("glob must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _path_or_glob(self) -> CheckpointConfig:
+        if (self.path is None) == (self.glob is None):
+            raise ValueError("give exactly one of 'path' or 'glob'")
+        if self.glob is not None and self.name is not None:
+            raise ValueError("'name' applies to a single 'path', not to a 'glob'")
+        return self
+
+
+class PromptsConfig(_Strict):
+    set: Path = Field(Path("prompts/default.yaml"), description="a prompt-set YAML file")
+    types: list[PromptType] = Field(default_factory=lambda: list(PROMPT_TYPES))
+    max_per_type: int | None = Field(None, ge=1, description="keep the first N of each type")
+
+
+class BackbonesConfig(_Strict):
+    profile: Literal["tiny", "real"] = "tiny"
+    clip: str = "clip_vit_b32"
+    batch_size: int = Field(32, ge=1)
+
+
+class RunConfig(_Strict):
+    """A whole benchmark run."""
+
+    name: str = "run"
+    output_dir: Path = Path("results/run")
+    base_model: BaseModelConfig = Field(default_factory=BaseModelConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    checkpoints: list[CheckpointConfig] = Field(default_factory=list)
+    concepts: list[Path] = Field(min_length=1)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    images_per_prompt: int = Field(4, ge=1)
+    seed: int = Field(0, ge=0, description="seed of the first image of every prompt")
+    metrics: list[str] = Field(default_factory=lambda: ["clip_i", "clip_t"])
+    backbones: BackbonesConfig = Field(default_factory=BackbonesConfig)
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    filename_pattern: str | None = Field(
+        None, description="regex with named groups read as hyperparameters from file names"
+    )
+
+    def resolve_paths(self, root: Path) -> RunConfig:
+        """Return a copy with every relative path made absolute against ``root``."""
+
+        def absolute(p: Path) -> Path:
+            return p if p.is_absolute() else (root / p).resolve()
+
+        data = self.model_copy(deep=True)
+        data.output_dir = absolute(data.output_dir)
+        data.concepts = [absolute(p) for p in data.concepts]
+        data.prompts.set = absolute(data.prompts.set)
+        for ckpt in data.checkpoints:
+            if ckpt.path is not None:
+                ckpt.path = absolute(ckpt.path)
+            if ckpt.glob is not None and not Path(ckpt.glob).is_absolute():
+                ckpt.glob = str(root / ckpt.glob)
+        src = data.base_model.source
+        if src != "tiny" and (src.startswith(".") or "/" in src) and (root / src).exists():
+            data.base_model.source = str((root / src).resolve())
+        return data
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    more = len(exc.errors()) - 1
+    return f"{where}: {msg}" + (f" (and {more} more error(s))" if more else "")
+
+
+def load_yaml(path: Path) -> Any:
+    """Read a YAML file; a missing or malformed file is a one-line BenchError."""
+    if not path.is_file():
+        raise BenchError("file not found", path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise BenchError(f"{where}{problem}", path) from None
+
+
+def load_config(path: Path, output_dir: Path | None = None) -> RunConfig:
+    """Load, validate and resolve a run config; check that referenced files exist."""
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise BenchError("a config must be a YAML mapping", path)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise BenchError(_first_error(exc), path) from None
+    config = config.resolve_paths(path.parent.resolve())
+    if output_dir is not None:
+        config.output_dir = Path(output_dir).resolve()
+    for i, concept in enumerate(config.concepts):
+        if not concept.exists():
+            raise BenchError(f"concepts.{i}: concept file not found: {concept}", path)
+    if not config.prompts.set.is_file():
+        raise BenchError(f"prompts.set: prompt set not found: {config.prompts.set}", path)
+    return config
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config as YAML (stable key order)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

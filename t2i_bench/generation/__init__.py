@@ -1,0 +1,1 @@
+"""generation stage of t2i-bench."""

@@ -1,0 +1,120 @@
+"""The score stage: run each metric over each (checkpoint, concept, prompt type) group.
+
+A group's stored values carry an identity (metric, version, backbone, the exact images and
+references); a group whose identity is unchanged is never scored again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from t2i_bench.concepts import Concept
+from t2i_bench.hashing import stable_hash
+from t2i_bench.metrics.base import Group, Metric
+from t2i_bench.metrics.embed import Backbones, embed_texts, features_reader
+from t2i_bench.store import RunStore
+
+
+@dataclass
+class ScoreSummary:
+    computed: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def build_groups(
+    store: RunStore,
+    concepts: dict[str, Concept],
+    ref_shas: dict[str, list[str]],
+    backbones: Backbones,
+    base_name: str,
+) -> list[Group]:
+    """Groups of rendered images from the job table, in a stable order."""
+    rows = store.conn.execute(
+        "SELECT j.checkpoint, j.concept, j.prompt_type, j.template, j.prompt, j.seed, "
+        "j.image_key, i.sha256 FROM jobs j JOIN images i ON i.image_key = j.image_key "
+        "JOIN checkpoints c ON c.name = j.checkpoint "
+        "ORDER BY c.position, j.concept, j.prompt_type, j.template, j.seed"
+    ).fetchall()
+    base = {
+        (concept, ptype, template, seed): sha
+        for ckpt, concept, ptype, template, _, seed, _, sha in rows
+        if ckpt == base_name
+    }
+    grouped: dict[tuple[str, str, str], list[tuple]] = defaultdict(list)
+    for row in rows:
+        grouped[(row[0], row[1], row[2])].append(row)
+    reader = features_reader(store, backbones)
+
+    def text_reader(role: str, texts: list[str]):
+        return store.get_text_embeddings(backbones.get(role).identity, texts)
+
+    groups = []
+    for (ckpt, concept, ptype), members in grouped.items():
+        groups.append(
+            Group(
+                checkpoint=ckpt,
+                concept=concepts[concept],
+                prompt_type=ptype,
+                image_keys=[m[6] for m in members],
+                image_shas=[m[7] for m in members],
+                prompts=[m[4] for m in members],
+                seeds=[m[5] for m in members],
+                base_shas=[base.get((m[1], m[2], m[3], m[5])) for m in members],
+                reference_shas=ref_shas[concept],
+                features=reader,
+                text_features=text_reader,
+            )
+        )
+    return groups
+
+
+def group_identity(metric: Metric, group: Group, backbones: Backbones) -> str:
+    parts = {
+        "metric": [metric.name, metric.version, metric.convention],
+        "backbone": backbones.get(metric.backbone).identity if metric.backbone else None,
+        "images": group.image_shas,
+        "prompts": group.prompts,
+        "references": group.reference_shas,
+        "base": group.base_shas if metric.needs_base else None,
+    }
+    return stable_hash(parts)
+
+
+def score_groups(
+    store: RunStore,
+    groups: list[Group],
+    metrics: list[Metric],
+    backbones: Backbones,
+    base_name: str = "base",
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreSummary:
+    """Compute every applicable (metric, group) whose identity changed; record failures."""
+    summary = ScoreSummary()
+    stored = store.score_identities()
+    work = [(m, g) for g in groups for m in metrics if g.prompt_type in m.prompt_types]
+    for done, (metric, group) in enumerate(work, 1):
+        item = f"{metric.name}/{group.checkpoint}/{group.concept.name}/{group.prompt_type}"
+        if metric.needs_base and group.checkpoint == base_name:
+            continue
+        identity = group_identity(metric, group, backbones)
+        key = (metric.name, group.checkpoint, group.concept.name, group.prompt_type)
+        if stored.get(key) == identity:
+            summary.skipped += 1
+        else:
+            try:
+                if metric.needs_text and metric.backbone:
+                    embed_texts(store, backbones.get(metric.backbone), metric.texts(group), 64)
+                values = metric.compute(group)
+            except Exception as exc:  # a metric that raises never takes the run down
+                store.record_failure("score", item, f"{type(exc).__name__}: {exc}")
+                summary.failed += 1
+            else:
+                store.put_scores(*key, identity=identity, values=values)
+                store.clear_failure("score", item)
+                summary.computed += 1
+        if progress:
+            progress(done, len(work))
+    return summary
