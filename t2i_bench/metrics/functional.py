@@ -1,0 +1,398 @@
+"""Pure metric math on feature arrays: no models, no I/O, no global state.
+
+Every function takes numpy arrays (or anything ``np.asarray`` accepts, torch CPU tensors
+included), computes in float64 and returns Python floats or float64 arrays. Conventions that
+published numbers disagree on are explicit arguments; see ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.linalg
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor | Sequence[Sequence[float]]
+ClipConvention = Literal["raw", "x2.5", "x100"]
+CLIP_CONVENTIONS: tuple[str, ...] = ("raw", "x2.5", "x100")
+
+
+def _f64(x: ArrayLike, ndim: int | None = None, name: str = "x") -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-d, got shape {arr.shape}")
+    return arr
+
+
+def l2_normalize(x: ArrayLike, eps: float = 1e-12) -> np.ndarray:
+    """Rows of ``x`` scaled to unit L2 norm (float64); zero rows stay zero."""
+    a = _f64(x, 2)
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
+
+
+# ------------------------------------------------------------------------- cosine family
+
+
+def cosine_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """(n, m) cosine similarities between the rows of ``a`` (n, d) and ``b`` (m, d)."""
+    return l2_normalize(a) @ l2_normalize(b).T
+
+
+def paired_cosine(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """(n,) cosine of row i of ``a`` with row i of ``b`` (a (d,) ``b`` is broadcast)."""
+    bb = _f64(b)
+    bb = bb[None, :] if bb.ndim == 1 else bb
+    an, bn = l2_normalize(a), l2_normalize(bb)
+    if bn.shape[0] == 1:
+        bn = np.broadcast_to(bn, an.shape)
+    if an.shape != bn.shape:
+        raise ValueError(f"paired_cosine: shapes {an.shape} and {bn.shape} differ")
+    return np.einsum("ij,ij->i", an, bn)
+
+
+def mean_pairwise_cosine(gen: ArrayLike, ref: ArrayLike) -> float:
+    """Mean cosine over all (generated, reference) pairs: CLIP-I and DINO similarity.
+
+    Equal to the cosine-free form ``mean(u_gen) . mean(u_ref)`` of the unit vectors, which is
+    how it is computed (O((n+m)d) memory).
+    """
+    g, r = l2_normalize(gen), l2_normalize(ref)
+    if len(g) == 0 or len(r) == 0:
+        raise ValueError("mean_pairwise_cosine needs at least one generated and one reference row")
+    return float(g.mean(axis=0) @ r.mean(axis=0))
+
+
+def centroid_sq_distance(gen: ArrayLike, ref: ArrayLike) -> float:
+    """Squared Euclidean distance between the centroids of the L2-normalised rows (SCD)."""
+    g, r = l2_normalize(gen), l2_normalize(ref)
+    d = g.mean(axis=0) - r.mean(axis=0)
+    return float(d @ d)
+
+
+def clip_score(img: ArrayLike, txt: ArrayLike, convention: ClipConvention = "raw") -> np.ndarray:
+    """Per-image CLIP score of image row i with text row i (or one text row for all).
+
+    ``raw``: cosine; ``x2.5``: 2.5·max(cos, 0) (CLIPScore, Hessel et al.);
+    ``x100``: 100·max(cos, 0) (torchmetrics ``CLIPScore``).
+    """
+    cos = paired_cosine(img, txt)
+    if convention == "raw":
+        return cos
+    if convention == "x2.5":
+        return 2.5 * np.maximum(cos, 0.0)
+    if convention == "x100":
+        return 100.0 * np.maximum(cos, 0.0)
+    raise ValueError(f"unknown CLIP score convention {convention!r}; use one of {CLIP_CONVENTIONS}")
+
+
+# ------------------------------------------------------------------------------------ FID
+
+
+@dataclass
+class FeatureStats:
+    """Float64 sufficient statistics of a feature set: count, sum and sum of outer products.
+
+    Memory is O(d²) whatever the number of images; two stats merge by addition, so shards
+    (or cached per-image features read in chunks) can be accumulated independently.
+    """
+
+    dim: int
+    n: int = 0
+    sum: np.ndarray = field(default=None)  # type: ignore[assignment]
+    sum_outer: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.sum is None:
+            self.sum = np.zeros(self.dim, dtype=np.float64)
+        if self.sum_outer is None:
+            self.sum_outer = np.zeros((self.dim, self.dim), dtype=np.float64)
+
+    @classmethod
+    def from_features(cls, feats: ArrayLike) -> FeatureStats:
+        f = _f64(feats, 2, "features")
+        stats = cls(dim=f.shape[1])
+        stats.update(f)
+        return stats
+
+    def update(self, feats: ArrayLike) -> FeatureStats:
+        """Add the rows of ``feats`` (n, dim); returns self."""
+        f = _f64(feats, 2, "features")
+        if f.shape[1] != self.dim:
+            raise ValueError(f"features have dim {f.shape[1]}, stats have {self.dim}")
+        self.n += f.shape[0]
+        self.sum += f.sum(axis=0)
+        self.sum_outer += f.T @ f
+        return self
+
+    def merge(self, other: FeatureStats) -> FeatureStats:
+        """A new stats object holding both sets."""
+        if other.dim != self.dim:
+            raise ValueError(f"cannot merge stats of dim {self.dim} and {other.dim}")
+        return FeatureStats(
+            self.dim, self.n + other.n, self.sum + other.sum, self.sum_outer + other.sum_outer
+        )
+
+    __add__ = merge
+
+    @property
+    def mean(self) -> np.ndarray:
+        if self.n < 1:
+            raise ValueError("no features accumulated")
+        return self.sum / self.n
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Unbiased covariance (denominator n-1), as ``np.cov(x, rowvar=False)``."""
+        if self.n < 2:
+            raise ValueError("covariance needs at least 2 features")
+        mu = self.mean
+        c = (self.sum_outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+        return (c + c.T) / 2.0
+
+
+@dataclass(frozen=True)
+class FIDResult:
+    """A Fréchet distance with its numerical provenance."""
+
+    value: float
+    eps_added: bool  # eps·I was added to both covariances (singular / non-finite product)
+    max_imag: float  # largest |imaginary part| discarded from the matrix square root
+    low_sample: bool  # some set had n <= feature dim: covariance rank-deficient, FID biased
+    n_gen: int | None = None
+    n_ref: int | None = None
+    dim: int | None = None
+
+
+def _sqrtm(a: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = scipy.linalg.sqrtm(a)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def fid_from_stats(
+    mu1: ArrayLike,
+    sigma1: ArrayLike,
+    mu2: ArrayLike,
+    sigma2: ArrayLike,
+    eps: float = 1e-6,
+    n1: int | None = None,
+    n2: int | None = None,
+) -> FIDResult:
+    """Fréchet distance ||mu1-mu2||² + Tr(S1 + S2 - 2·sqrtm(S1·S2)), in float64.
+
+    Uses ``scipy.linalg.sqrtm`` and keeps the real part of the root; when the root is not
+    finite, retries with ``eps``·I added to both covariances. Pass the sample counts to get
+    ``low_sample`` (and a ``UserWarning``) when ``min(n1, n2) <= dim``.
+    """
+    m1, m2 = _f64(mu1, 1, "mu1"), _f64(mu2, 1, "mu2")
+    s1, s2 = _f64(sigma1, 2, "sigma1"), _f64(sigma2, 2, "sigma2")
+    d = m1.shape[0]
+    if m2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise ValueError(f"FID shapes disagree: {m1.shape} {s1.shape} {m2.shape} {s2.shape}")
+    covmean = _sqrtm(s1 @ s2)
+    eps_added = False
+    if not np.isfinite(covmean).all():
+        eps_added = True
+        off = np.eye(d) * eps
+        covmean = _sqrtm((s1 + off) @ (s2 + off))
+    max_imag = 0.0
+    if np.iscomplexobj(covmean):
+        max_imag = float(np.abs(covmean.imag).max()) if covmean.size else 0.0
+        covmean = covmean.real
+    diff = m1 - m2
+    value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+    counts = [n for n in (n1, n2) if n is not None]
+    low = bool(counts) and min(counts) <= d
+    if low:
+        warnings.warn(
+            f"FID with {min(counts)} samples for {d}-d features: covariance is rank-deficient "
+            "and the value is strongly biased; compare only values with equal sample counts",
+            UserWarning,
+            stacklevel=2,
+        )
+    return FIDResult(value, eps_added, max_imag, low, n1, n2, d)
+
+
+def fid(
+    gen: ArrayLike | FeatureStats, ref: ArrayLike | FeatureStats, eps: float = 1e-6
+) -> FIDResult:
+    """FID between two feature sets, given as (n, d) arrays or :class:`FeatureStats`."""
+    a = gen if isinstance(gen, FeatureStats) else FeatureStats.from_features(gen)
+    b = ref if isinstance(ref, FeatureStats) else FeatureStats.from_features(ref)
+    return fid_from_stats(a.mean, a.cov, b.mean, b.cov, eps=eps, n1=a.n, n2=b.n)
+
+
+# ------------------------------------------------------------------------------------ KID
+
+
+def poly_kernel(
+    x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef: float = 1.0
+) -> np.ndarray:
+    """(gamma·x·yᵀ + coef)^degree, gamma defaulting to 1/dim."""
+    g = 1.0 / x.shape[1] if gamma is None else gamma
+    return (x @ y.T * g + coef) ** degree
+
+
+def poly_mmd2_unbiased(
+    x: ArrayLike, y: ArrayLike, degree: int = 3, gamma: float | None = None, coef: float = 1.0
+) -> float:
+    """Unbiased MMD² with the polynomial kernel between equal-size sets ``x`` and ``y`` (m, d)."""
+    a, b = _f64(x, 2), _f64(y, 2)
+    m = a.shape[0]
+    if b.shape[0] != m or m < 2:
+        raise ValueError(f"poly MMD needs two sets of equal size >= 2, got {m} and {b.shape[0]}")
+    kxx, kyy = poly_kernel(a, a, degree, gamma, coef), poly_kernel(b, b, degree, gamma, coef)
+    kxy = poly_kernel(a, b, degree, gamma, coef)
+    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    return float(within - 2.0 * kxy.sum() / (m * m))
+
+
+def kid(
+    gen: ArrayLike,
+    ref: ArrayLike,
+    subset_size: int = 1000,
+    subsets: int = 100,
+    seed: int = 0,
+    degree: int = 3,
+    gamma: float | None = None,
+    coef: float = 1.0,
+) -> tuple[float, float]:
+    """Kernel Inception Distance: (mean, population std) of the unbiased poly MMD² over subsets.
+
+    The subset size is ``min(subset_size, n_gen, n_ref)``. Each subset draws a permutation of
+    the reference set, then of the generated set, from a ``torch.Generator`` seeded with
+    ``seed`` (the same draw order as torchmetrics' ``KernelInceptionDistance``).
+    """
+    g, r = _f64(gen, 2, "gen"), _f64(ref, 2, "ref")
+    size = min(int(subset_size), g.shape[0], r.shape[0])
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {g.shape[0]} and {r.shape[0]}")
+    rng = torch.Generator().manual_seed(int(seed))
+    scores = np.empty(int(subsets), dtype=np.float64)
+    for i in range(int(subsets)):
+        ri = torch.randperm(r.shape[0], generator=rng)[:size].numpy()
+        gi = torch.randperm(g.shape[0], generator=rng)[:size].numpy()
+        scores[i] = poly_mmd2_unbiased(r[ri], g[gi], degree, gamma, coef)
+    return float(scores.mean()), float(scores.std())
+
+
+# ---------------------------------------------------------------------------------- Vendi
+
+
+def vendi_score(features: ArrayLike, q: float = 1.0) -> float:
+    """Vendi score of order ``q`` with the linear kernel on L2-normalised rows.
+
+    exp of the order-q Rényi entropy of the eigenvalues of K/n, K = X̂X̂ᵀ; the non-zero
+    eigenvalues are taken from the (d, d) form X̂ᵀX̂/n when d < n. Ranges in [1, n].
+    """
+    x = l2_normalize(features)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("vendi_score needs at least one feature row")
+    gram = (x.T @ x) if x.shape[1] < n else (x @ x.T)
+    w = np.clip(scipy.linalg.eigvalsh(gram / n), 0.0, None)
+    w = w[w > 0]
+    if q == 1:
+        entropy = float(-(w * np.log(w)).sum())
+    elif math.isinf(q):
+        entropy = float(-np.log(w.max()))
+    else:
+        entropy = float(np.log((w**q).sum()) / (1.0 - q))
+    return float(np.exp(entropy))
+
+
+# ------------------------------------------------------------------------ style and LPIPS
+
+
+def gram_matrix(feat: ArrayLike) -> np.ndarray:
+    """Gram matrix F·Fᵀ/(c·h·w) of activations (c, h, w) or a batch (b, c, h, w) -> (b, c, c)."""
+    f = _f64(feat)
+    if f.ndim == 3:
+        f = f[None]
+    if f.ndim != 4:
+        raise ValueError(f"activations must be (c,h,w) or (b,c,h,w), got {f.shape}")
+    b, c, h, w = f.shape
+    flat = f.reshape(b, c, h * w)
+    return flat @ flat.transpose(0, 2, 1) / (c * h * w)
+
+
+def gram_style_loss(feats_a: Sequence[ArrayLike], feats_b: Sequence[ArrayLike]) -> np.ndarray:
+    """Style loss per image pair: Σ_layers Σ_ij (G_a - G_b)²_ij with G = F·Fᵀ/(c·h·w).
+
+    ``feats_a``/``feats_b`` are per-layer activations (c,h,w) or (b,c,h,w) (VGG-19 conv1_1…
+    conv5_1 in the benchmark). Returns a (b,) array.
+    """
+    if len(feats_a) != len(feats_b):
+        raise ValueError(f"{len(feats_a)} layers vs {len(feats_b)}")
+    total: np.ndarray | None = None
+    for fa, fb in zip(feats_a, feats_b, strict=True):
+        d = gram_matrix(fa) - gram_matrix(fb)
+        term = (d**2).sum(axis=(1, 2))
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("gram_style_loss needs at least one layer")
+    return total
+
+
+def gram_embedding(feats: Sequence[ArrayLike]) -> np.ndarray:
+    """(b, Σ c(c+1)/2) vectors whose squared distances equal :func:`gram_style_loss`.
+
+    The upper triangle of each normalised Gram matrix, off-diagonal entries scaled by √2,
+    so a backbone can cache one vector per image and the loss is ||e_a - e_b||².
+    """
+    parts = []
+    for f in feats:
+        g = gram_matrix(f)
+        c = g.shape[1]
+        iu = np.triu_indices(c)
+        scale = np.where(iu[0] == iu[1], 1.0, math.sqrt(2.0))
+        parts.append(g[:, iu[0], iu[1]] * scale)
+    return np.concatenate(parts, axis=1)
+
+
+def sq_distance_pairs(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """(n,) squared Euclidean distance of row i of ``a`` to row i of ``b``: style loss and LPIPS
+    from the embeddings of :func:`gram_embedding` and the LPIPS backbone."""
+    x, y = _f64(a, 2), _f64(b, 2)
+    if x.shape != y.shape:
+        raise ValueError(f"shapes {x.shape} and {y.shape} differ")
+    d = x - y
+    return np.einsum("ij,ij->i", d, d)
+
+
+def mean_pairwise(items: Sequence, distance: Callable[[Sequence, Sequence], ArrayLike]) -> float:
+    """Mean of ``distance`` over all unordered pairs i<j of ``items``.
+
+    ``distance(left, right)`` gets two equal-length lists and returns one value per pair
+    (e.g. an LPIPS network called on two image batches); it is called once, batched.
+    """
+    n = len(items)
+    if n < 2:
+        raise ValueError("a pairwise mean needs at least two items")
+    i, j = np.triu_indices(n, k=1)
+    vals = _f64(distance([items[k] for k in i], [items[k] for k in j])).reshape(-1)
+    if vals.shape[0] != len(i):
+        raise ValueError(f"distance returned {vals.shape[0]} values for {len(i)} pairs")
+    return float(vals.mean())
+
+
+def lpips_diversity(embeddings: ArrayLike) -> float:
+    """Mean pairwise LPIPS within a group from LPIPS-backbone embeddings (LPIPS = ||e_i-e_j||²).
+
+    Uses Σ_{i<j} ||e_i-e_j||² = n·Σ_i ||e_i-ē||² (no pairs formed, no cancellation).
+    """
+    e = _f64(embeddings, 2)
+    n = e.shape[0]
+    if n < 2:
+        raise ValueError("LPIPS diversity needs at least two images")
+    centred = e - e.mean(axis=0)
+    total = n * float((centred * centred).sum())
+    return total / (n * (n - 1) / 2)

@@ -1,0 +1,238 @@
+"""Metric math against independent references, on random inputs, with stated tolerances."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from t2i_bench.metrics import functional as F
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+# --------------------------------------------------------------------------------- cosine
+
+
+def test_cosine_family_against_brute_force() -> None:
+    """Tolerance 1e-12 absolute vs explicit per-pair loops."""
+    g, r = _rng(1).normal(size=(7, 5)), _rng(2).normal(size=(4, 5))
+    pairs = [[float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) for b in r] for a in g]
+    np.testing.assert_allclose(F.cosine_matrix(g, r), pairs, atol=1e-12)
+    assert F.mean_pairwise_cosine(g, r) == pytest.approx(np.mean(pairs), abs=1e-12)
+    gu = g / np.linalg.norm(g, axis=1, keepdims=True)
+    ru = r / np.linalg.norm(r, axis=1, keepdims=True)
+    d = gu.mean(0) - ru.mean(0)
+    assert F.centroid_sq_distance(g, r) == pytest.approx(float(np.sum(d * d)), abs=1e-12)
+    assert F.centroid_sq_distance(g, g) == pytest.approx(0.0, abs=1e-15)
+    # torch input is accepted
+    assert F.mean_pairwise_cosine(torch.tensor(g), torch.tensor(r)) == pytest.approx(
+        np.mean(pairs), abs=1e-12
+    )
+
+
+def test_clip_score_conventions() -> None:
+    img = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    txt = np.array([[1.0, 0.0], [-1.0, 0.0], [-0.6, 0.8]])
+    raw = F.clip_score(img, txt, "raw")
+    np.testing.assert_allclose(raw, [1.0, -np.sqrt(0.5), 0.8], atol=1e-12)
+    np.testing.assert_allclose(F.clip_score(img, txt, "x2.5"), [2.5, 0.0, 2.0], atol=1e-12)
+    np.testing.assert_allclose(F.clip_score(img, txt, "x100"), [100.0, 0.0, 80.0], atol=1e-12)
+    np.testing.assert_allclose(F.clip_score(img, txt[0], "raw"), [1.0, np.sqrt(0.5), 0.0])
+    with pytest.raises(ValueError, match="convention"):
+        F.clip_score(img, txt, "x3")  # type: ignore[arg-type]
+
+
+def test_clip_score_x100_matches_torchmetrics_formula() -> None:
+    """torchmetrics' CLIPScore is 100·max(cos, 0) averaged; its internal helper takes features
+    only through a model, so the check is on the documented formula with torch ops, 1e-10."""
+    img, txt = _rng(3).normal(size=(9, 16)), _rng(4).normal(size=(9, 16))
+    ti, tt = torch.tensor(img), torch.tensor(txt)
+    ref = 100 * torch.nn.functional.cosine_similarity(ti, tt).clamp(min=0)
+    np.testing.assert_allclose(F.clip_score(img, txt, "x100"), ref.numpy(), atol=1e-10)
+
+
+# ------------------------------------------------------------------------------------ FID
+
+
+def _pytorch_fid(x: np.ndarray, y: np.ndarray) -> float:
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return float(
+            calculate_frechet_distance(
+                x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False)
+            )
+        )
+
+
+@pytest.mark.parametrize(("n", "d"), [(300, 24), (20, 48)], ids=["full-rank", "n<d"])
+def test_fid_matches_pytorch_fid(n: int, d: int) -> None:
+    """Relative tolerance 1e-6 vs pytorch-fid's scipy-sqrtm formula on np.cov statistics."""
+    x = _rng(5).normal(size=(n, d))
+    y = _rng(6).normal(loc=0.3, scale=1.2, size=(n + 3, d))
+    ref = _pytorch_fid(x, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = F.fid(x, y)
+    assert ours.value == pytest.approx(ref, rel=1e-6)
+    assert ours.low_sample == (n <= d)
+    assert any("rank-deficient" in str(w.message) for w in caught) == (n <= d)
+    assert (ours.n_gen, ours.n_ref, ours.dim) == (n, n + 3, d)
+
+
+def test_fid_from_stats_direct_and_singular_retry() -> None:
+    x, y = _rng(7).normal(size=(200, 8)), _rng(8).normal(size=(150, 8))
+    r = F.fid_from_stats(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+    assert r.value == pytest.approx(_pytorch_fid(x, y), rel=1e-6)
+    assert not r.eps_added and not r.low_sample
+    assert F.fid(x, x).value == pytest.approx(0.0, abs=1e-7)
+    # a non-finite root triggers the eps·I retry, which is flagged
+    real_sqrtm, calls = F._sqrtm, []
+
+    def flaky(a: np.ndarray) -> np.ndarray:
+        calls.append(a.copy())
+        return np.full_like(a, np.nan) if len(calls) == 1 else real_sqrtm(a)
+
+    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    F._sqrtm = flaky
+    try:
+        retried = F.fid_from_stats(x.mean(0), s1, y.mean(0), s2, eps=1e-3)
+    finally:
+        F._sqrtm = real_sqrtm
+    assert retried.eps_added and np.isfinite(retried.value)
+    np.testing.assert_allclose(calls[1], (s1 + 1e-3 * np.eye(8)) @ (s2 + 1e-3 * np.eye(8)))
+
+
+def test_feature_stats_streaming_and_merge() -> None:
+    """Chunked accumulation and merging equal np.mean / np.cov to 1e-10 relative."""
+    x = _rng(9).normal(loc=5.0, size=(250, 12))
+    whole = F.FeatureStats.from_features(x)
+    parts = F.FeatureStats(dim=12)
+    for chunk in np.array_split(x[:100], 7):
+        parts.update(chunk)
+    merged = parts + F.FeatureStats.from_features(x[100:])
+    for s in (whole, merged):
+        assert s.n == 250
+        np.testing.assert_allclose(s.mean, x.mean(0), rtol=1e-10)
+        np.testing.assert_allclose(s.cov, np.cov(x, rowvar=False), rtol=1e-9, atol=1e-12)
+    assert F.fid(merged, x[:50]).value == pytest.approx(F.fid(x, x[:50]).value, rel=1e-8)
+    with pytest.raises(ValueError):
+        parts.update(np.zeros((2, 3)))
+
+
+# ------------------------------------------------------------------------------------ KID
+
+
+class _Identity(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@pytest.mark.parametrize(("n_gen", "n_ref", "subset"), [(60, 45, 30), (25, 40, 1000)])
+def test_kid_matches_torchmetrics(n_gen: int, n_ref: int, subset: int) -> None:
+    """Mean and std within 1e-10 relative of torchmetrics' KernelInceptionDistance fed the same
+    float64 features (identity feature extractor), with the same subset draws."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    gen = _rng(10).normal(size=(n_gen, 32))
+    ref = _rng(11).normal(loc=0.2, size=(n_ref, 32))
+    size = min(subset, n_gen, n_ref)  # torchmetrics refuses subset_size > n: adapt it alike
+    metric = KernelInceptionDistance(feature=_Identity(), subsets=20, subset_size=size)
+    metric.update(torch.tensor(ref), real=True)
+    metric.update(torch.tensor(gen), real=False)
+    torch.manual_seed(123)
+    tm_mean, tm_std = (float(v) for v in metric.compute())
+    mean, std = F.kid(gen, ref, subset_size=subset, subsets=20, seed=123)
+    assert mean == pytest.approx(tm_mean, rel=1e-10)
+    assert std == pytest.approx(tm_std, rel=1e-8, abs=1e-14)
+
+
+def test_kid_basic_properties() -> None:
+    x = _rng(12).normal(size=(40, 8))
+    m, s = F.kid(x, x, subset_size=40, subsets=3)
+    assert m == pytest.approx(F.poly_mmd2_unbiased(x, x), abs=1e-12) and s < 1e-12
+    with pytest.raises(ValueError):
+        F.kid(x[:1], x)
+
+
+# ---------------------------------------------------------------------------------- Vendi
+
+
+@pytest.mark.parametrize(("n", "d"), [(30, 8), (10, 40)])
+def test_vendi_matches_vendi_score_package(n: int, d: int) -> None:
+    """Relative tolerance 1e-8 vs vendi_score.vendi: score_X for q=1; for q in (0.5, 2) the
+    package's full-rank form (score_dual when d < n, score_K otherwise), because in the other
+    form round-off eigenvalues of ±1e-16 contribute (1e-16)^0.5 each to the q=0.5 sum."""
+    from vendi_score import vendi
+
+    x = _rng(13).normal(size=(n, d))
+    assert F.vendi_score(x) == pytest.approx(vendi.score_X(x, normalize=True), rel=1e-8)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    for q in (0.5, 2):
+        ref = vendi.score_dual(x, q=q) if d < n else vendi.score_K(xn @ xn.T, q=q)
+        assert F.vendi_score(x, q=q) == pytest.approx(ref, rel=1e-8)
+    # bounds: identical rows -> 1, orthogonal rows -> n
+    assert F.vendi_score(np.ones((5, 3))) == pytest.approx(1.0, abs=1e-9)
+    assert F.vendi_score(np.eye(6)) == pytest.approx(6.0, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------ Gram loss
+
+
+def test_gram_style_loss_vs_hand_computation() -> None:
+    """1e-12 relative vs explicit loops over channels; the embedding form agrees to 1e-10."""
+    rng = _rng(14)
+    shapes = [(3, 5, 4), (6, 3, 3)]
+    fa = [rng.normal(size=(2, *s)) for s in shapes]
+    fb = [rng.normal(size=(2, *s)) for s in shapes]
+    expected = np.zeros(2)
+    for b in range(2):
+        for la, lb in zip(fa, fb, strict=True):
+            c, h, w = la.shape[1:]
+            for i in range(c):
+                for j in range(c):
+                    ga = sum(la[b, i].ravel()[k] * la[b, j].ravel()[k] for k in range(h * w))
+                    gb = sum(lb[b, i].ravel()[k] * lb[b, j].ravel()[k] for k in range(h * w))
+                    expected[b] += ((ga - gb) / (c * h * w)) ** 2
+    np.testing.assert_allclose(F.gram_style_loss(fa, fb), expected, rtol=1e-12)
+    ea, eb = F.gram_embedding(fa), F.gram_embedding(fb)
+    assert ea.shape == (2, 3 * 4 // 2 + 6 * 7 // 2)
+    np.testing.assert_allclose(F.sq_distance_pairs(ea, eb), expected, rtol=1e-10)
+    # single (c,h,w) inputs work too
+    one = F.gram_style_loss([x[0] for x in fa], [x[0] for x in fb])
+    assert one.shape == (1,) and one[0] == pytest.approx(expected[0], rel=1e-12)
+
+
+# -------------------------------------------------------------------------- pairwise/LPIPS
+
+
+def test_pairwise_helpers() -> None:
+    e = _rng(15).normal(size=(6, 10))
+    brute = np.mean([np.sum((e[i] - e[j]) ** 2) for i in range(6) for j in range(i + 1, 6)])
+    assert F.lpips_diversity(e) == pytest.approx(brute, rel=1e-12)
+    calls = []
+
+    def dist(a, b):
+        calls.append(len(a))
+        return [float(np.sum((x - y) ** 2)) for x, y in zip(a, b, strict=True)]
+
+    assert F.mean_pairwise(list(e), dist) == pytest.approx(brute, rel=1e-12)
+    assert calls == [15]
+    with pytest.raises(ValueError):
+        F.lpips_diversity(e[:1])
