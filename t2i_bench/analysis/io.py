@@ -1,0 +1,255 @@
+"""Read the long metrics table and the configs table; join them; write tables atomically.
+
+The formats are documented in ``docs/analysis.md``. Every problem a user can fix raises
+:class:`~t2i_bench.errors.BenchError` with a one-line message naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from t2i_bench.errors import BenchError
+
+#: Columns every metrics table must have.
+METRIC_KEY_COLUMNS = ("checkpoint", "concept", "category", "prompt_type", "metric")
+REQUIRED_METRIC_COLUMNS = (*METRIC_KEY_COLUMNS, "value")
+#: Optional per-image columns; when present, rows are per-image values.
+OPTIONAL_METRIC_COLUMNS = ("image", "seed", "prompt")
+#: The prompt types t2i-bench generates; other names are accepted as they are.
+PROMPT_TYPES = ("train", "trigger", "alter", "style", "agnostic")
+#: Strings read as a missing number or hyperparameter (exact match after stripping spaces).
+#: In name columns (checkpoint, concept, ids…) only the empty string is missing.
+NA_STRINGS = frozenset({"", "N/A", "NA", "n/a", "na", "NaN", "nan", "null", "None"})
+_EMPTY = frozenset({""})
+#: Checkpoint name of the base model row.
+BASE_CHECKPOINT = "base"
+#: Category given to rows whose category is empty.
+DEFAULT_CATEGORY = "uncategorized"
+#: Config columns that are identifiers or training-run coordinates, not hyperparameters
+#: that define a configuration.
+ID_COLUMNS = ("checkpoint", "run_id", "config_id", "file", "path")
+RUN_COLUMNS = ("seed", "epoch", "step")
+_STRING_CONFIG_COLUMNS = ("checkpoint", "run_id", "config_id", "algo", "preset")
+
+
+def read_metrics_table(path: str | Path) -> pd.DataFrame:
+    """Read a long metrics table (CSV or parquet), one value per row.
+
+    Key columns come back as strings, ``value`` as float64 with ``N/A``/``NA``/empty as NaN.
+    Raises BenchError naming the file for a missing column, an empty key or a value that is
+    not a number.
+    """
+    path = Path(path)
+    raw = _read_any(path)
+    missing = [c for c in REQUIRED_METRIC_COLUMNS if c not in raw.columns]
+    if missing:
+        raise BenchError(f"metrics table has no column {missing[0]!r}", path)
+    out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    for col in METRIC_KEY_COLUMNS:
+        out[col] = _as_text(raw[col], _EMPTY)
+    out["category"] = out["category"].fillna(DEFAULT_CATEGORY)
+    for col in ("checkpoint", "concept", "prompt_type", "metric"):
+        empty = out[col].isna()
+        if empty.any():
+            raise BenchError(f"empty {col!r} in data row {_row_number(empty)}", path)
+    out["value"] = _as_float(raw["value"], "value", path)
+    for col in OPTIONAL_METRIC_COLUMNS:
+        if col in raw.columns:
+            out[col] = _as_text(raw[col], _EMPTY)
+    return out
+
+
+def read_configs_table(path: str | Path) -> pd.DataFrame:
+    """Read a configs table (CSV or parquet), one row per checkpoint.
+
+    ``checkpoint`` is required and unique. Columns whose values all parse as numbers become
+    float64 (empty/``N/A`` → NaN); others stay strings. ``config_id`` and ``run_id`` are
+    derived when absent (see :func:`complete_configs`).
+    """
+    path = Path(path)
+    raw = _read_any(path)
+    if "checkpoint" not in raw.columns:
+        raise BenchError("configs table has no column 'checkpoint'", path)
+    out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    for col in raw.columns:
+        text = _as_text(raw[col], _EMPTY if col in ID_COLUMNS else NA_STRINGS)
+        if col in _STRING_CONFIG_COLUMNS:
+            out[col] = text
+            continue
+        numeric = pd.to_numeric(text, errors="coerce")
+        out[col] = numeric.astype("float64") if numeric.notna().eq(text.notna()).all() else text
+    empty = out["checkpoint"].isna()
+    if empty.any():
+        raise BenchError(f"empty 'checkpoint' in data row {_row_number(empty)}", path)
+    dup = out["checkpoint"].duplicated()
+    if dup.any():
+        name = out["checkpoint"][dup].iloc[0]
+        raise BenchError(f"checkpoint {name!r} appears more than once in the configs table", path)
+    return complete_configs(out)
+
+
+def hyperparameter_columns(configs: pd.DataFrame) -> list[str]:
+    """Columns of ``configs`` that are hyperparameters (everything but the identifiers)."""
+    return [c for c in configs.columns if c not in ID_COLUMNS]
+
+
+def complete_configs(configs: pd.DataFrame) -> pd.DataFrame:
+    """Fill in ``config_id`` and ``run_id`` where a configs table lacks them (or has blanks).
+
+    ``config_id`` = the hyperparameters other than seed, epoch and step, joined as
+    ``name=value`` pairs; ``run_id`` = ``config_id`` plus the training seed. The base row
+    gets ``config_id = run_id = "base"``.
+    """
+    out = configs.copy()
+    is_base = out["checkpoint"].eq(BASE_CHECKPOINT)
+    defining = [c for c in hyperparameter_columns(out) if c not in RUN_COLUMNS]
+    derived = _join_values(out, defining)
+    out["config_id"] = _filled(out, "config_id", derived)
+    seed = out["seed"] if "seed" in out.columns else pd.Series("", index=out.index)
+    out["run_id"] = _filled(out, "run_id", out["config_id"] + "|seed=" + _text_values(seed))
+    for col in ("config_id", "run_id"):
+        out[col] = out[col].where(~is_base, BASE_CHECKPOINT)
+    return out
+
+
+def _filled(frame: pd.DataFrame, column: str, default: pd.Series) -> pd.Series:
+    """``frame[column]`` as text with empty entries (or the whole column) from ``default``."""
+    if column not in frame.columns:
+        return default.astype("str")
+    return _as_text(frame[column], _EMPTY).fillna(default).astype("str")
+
+
+def attach_configs(
+    frame: pd.DataFrame,
+    configs: pd.DataFrame,
+    *,
+    on_missing: str = "error",
+    warnings: list[str] | None = None,
+    path: str | Path | None = None,
+) -> pd.DataFrame:
+    """Left-join ``configs`` onto ``frame`` by ``checkpoint``.
+
+    A base row is added to ``configs`` when ``frame`` has a ``base`` checkpoint and the
+    configs table does not. Other checkpoints missing from ``configs`` raise BenchError
+    (``on_missing="error"``, the default) or are dropped with a message appended to
+    ``warnings`` (``on_missing="drop"``).
+    """
+    if on_missing not in ("error", "drop"):
+        raise ValueError(f"on_missing must be 'error' or 'drop', not {on_missing!r}")
+    configs = ensure_base_row(configs)
+    known = set(configs["checkpoint"])
+    absent = sorted(set(frame["checkpoint"]) - known)
+    if absent:
+        shown = ", ".join(repr(c) for c in absent[:5]) + (" …" if len(absent) > 5 else "")
+        message = f"{len(absent)} checkpoint(s) missing from the configs table: {shown}"
+        if on_missing == "error":
+            raise BenchError(message, path)
+        if warnings is not None:
+            warnings.append(f"{message}; dropped")
+        frame = frame[~frame["checkpoint"].isin(absent)]
+    overlap = [c for c in configs.columns if c in frame.columns and c != "checkpoint"]
+    return frame.drop(columns=overlap).merge(configs, on="checkpoint", how="left")
+
+
+def ensure_base_row(configs: pd.DataFrame) -> pd.DataFrame:
+    """Return ``configs`` with a ``base`` row (empty hyperparameters) if it had none."""
+    if configs["checkpoint"].eq(BASE_CHECKPOINT).any():
+        return configs
+    base = {c: np.nan for c in configs.columns}
+    base.update(checkpoint=BASE_CHECKPOINT, config_id=BASE_CHECKPOINT, run_id=BASE_CHECKPOINT)
+    row = pd.DataFrame([base])[list(configs.columns)]
+    row = row.astype({c: configs[c].dtype for c in configs.columns}, errors="ignore")
+    return pd.concat([configs, row], ignore_index=True)
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a CSV (``%.6g`` floats, ``\\n`` line ends) or parquet file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _read_any(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise BenchError("file not found", path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (ValueError, OSError) as exc:
+        raise BenchError(f"cannot read table: {exc}", path) from exc
+    raise BenchError(f"unknown table format {suffix!r} (expected .csv or .parquet)", path)
+
+
+def _as_text(column: pd.Series, missing: frozenset[str] = NA_STRINGS) -> pd.Series:
+    """Strings, stripped; ``missing`` strings → NaN. Whole floats lose their ``.0``."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        column = column.map(_compact_number).astype("object")
+    text = column.astype("str").str.strip()
+    return text.mask(column.isna() | text.isin(missing))
+
+
+def _compact_number(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
+def _as_float(column: pd.Series, name: str, path: Path) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.astype("float64")
+    text = _as_text(column)
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = numbers.isna() & text.notna()
+    if bad.any():
+        first = text[bad].iloc[0]
+        raise BenchError(
+            f"column {name!r} has a value that is not a number: {first!r} "
+            f"(data row {_row_number(bad)})",
+            path,
+        )
+    return numbers
+
+
+def _row_number(mask: pd.Series) -> int:
+    """1-based data row (header not counted) of the first True in ``mask``."""
+    return int(np.flatnonzero(mask.to_numpy())[0]) + 1
+
+
+def _text_values(column: pd.Series) -> pd.Series:
+    def text(value: object) -> str:
+        if pd.isna(value):
+            return ""
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return column.map(text).astype("str")
+
+
+def _join_values(frame: pd.DataFrame, columns: Iterable[str]) -> pd.Series:
+    columns = list(columns)
+    if not columns:
+        return pd.Series("default", index=frame.index, dtype="str")
+    parts = [f"{c}=" + _text_values(frame[c]) for c in columns]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + "," + part
+    return joined
