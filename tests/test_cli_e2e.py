@@ -1,0 +1,68 @@
+"""The CLI end to end on the tiny base model with real LyCORIS files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from adapter_files import write_lycoris_file
+from conftest import write_config
+from typer.testing import CliRunner
+
+from t2i_bench.cli import app
+from t2i_bench.generation.pipeline import load_base_pipeline
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("adapters")
+    pipe = load_base_pipeline("tiny", seed=0)
+    write_lycoris_file(pipe, folder / "zyx-lora-000001.safetensors", algo="lora", seed=1)
+    write_lycoris_file(pipe, folder / "zyx-loha-000001.safetensors", algo="loha", seed=2)
+    return folder
+
+
+def test_run_resume_and_identical_outputs(concept_dir: Path, adapters: Path) -> None:
+    config = write_config(concept_dir, f"checkpoints: [{{glob: '{adapters}/*.safetensors'}}]\n")
+    runner = CliRunner()
+    first = runner.invoke(app, ["run", str(config)])
+    assert first.exit_code == 0, first.output
+    assert "rendered 30 images" in first.output  # 3 rows x 5 prompt types x 2 seeds
+    board = pd.read_csv(concept_dir / "out" / "leaderboard.csv")
+    assert list(board["checkpoint"]) == ["base", "zyx-loha-000001", "zyx-lora-000001"]
+    assert list(board["algo"].fillna("")) == ["", "loha", "lora"]
+    assert list(board["epoch"].fillna(0)) == [0, 3, 3]  # from ss_epoch, not the file name
+    expected = {"clip_i.train", "clip_i.trigger", "clip_i.alter", "clip_t.alter", "clip_t.style"}
+    assert expected <= set(board.columns)
+    assert board[sorted(expected)].notna().all().all()
+    # adapters change the images, so their scores differ from the base row
+    assert board.loc[1, "clip_i.trigger"] != board.loc[0, "clip_i.trigger"]
+
+    again = runner.invoke(app, ["run", str(config)])
+    assert again.exit_code == 0, again.output
+    assert "nothing to render" in again.output and "nothing to score" in again.output
+
+    other = concept_dir / "other"
+    third = runner.invoke(app, ["run", str(config), "--output", str(other)])
+    assert third.exit_code == 0, third.output
+    first_bytes = (concept_dir / "out" / "leaderboard.csv").read_bytes()
+    assert (other / "leaderboard.csv").read_bytes() == first_bytes
+
+
+def test_broken_checkpoint_is_isolated(concept_dir: Path, adapters: Path) -> None:
+    bad = concept_dir / "broken.safetensors"
+    bad.write_bytes((adapters / "zyx-lora-000001.safetensors").read_bytes()[:200])
+    good = adapters / "zyx-lora-000001.safetensors"
+    config = write_config(concept_dir, f"checkpoints: [{{path: {good}}}, {{path: {bad}}}]\n")
+    result = CliRunner().invoke(app, ["run", str(config)])
+    assert result.exit_code == 2
+    assert "broken.safetensors: not a readable safetensors file" in result.output
+
+
+def test_list_commands() -> None:
+    runner = CliRunner()
+    metrics = runner.invoke(app, ["list", "metrics"])
+    assert metrics.exit_code == 0 and "clip_i" in metrics.output and "clip_t" in metrics.output
+    prompts = runner.invoke(app, ["list", "prompts", str(Path(__file__).parents[1] / "prompts")])
+    assert prompts.exit_code == 0 and "default" in prompts.output
