@@ -10,12 +10,13 @@ import pandas as pd
 from t2i_bench.analysis.bootstrap import bootstrap_mean_ci, group_seed
 from t2i_bench.analysis.io import (
     BASE_CHECKPOINT,
+    ID_COLUMNS,
     METRIC_KEY_COLUMNS,
     PROMPT_TYPES,
     RUN_COLUMNS,
     attach_configs,
-    ensure_base_row,
     hyperparameter_columns,
+    prepare_configs,
 )
 from t2i_bench.analysis.ranking import overall_rank_score, rank_scale
 from t2i_bench.errors import BenchError
@@ -144,7 +145,7 @@ def checkpoint_table(
             wide[f"{name}.ci_high"] = part["ci_high"]
     wide = wide.reset_index()
     return attach_configs(wide, configs, on_missing=on_missing, warnings=warnings)[
-        [*ensure_base_row(configs).columns, *wide.columns[1:]]
+        [*prepare_configs(configs).columns, *wide.columns[1:]]
     ]
 
 
@@ -157,9 +158,9 @@ def leaderboard_table(
 ) -> pd.DataFrame:
     """The leaderboard: one row per checkpoint, deterministic, ready for ``leaderboard.csv``.
 
-    Columns: ``checkpoint``, the hyperparameters, ``config_id``, ``run_id``, ``rank_score``
-    (mean rank-scaled score over all metric × prompt type pairs, 1 = best), then per
-    metric × prompt type ``{metric}.{prompt_type}``, ``.ci_low`` and ``.ci_high`` (averaged
+    Columns: ``checkpoint``, the hyperparameters, the ids (``run_id``, ``config_id``…),
+    ``rank_score`` (mean rank-scaled score over all metric × prompt type pairs, 1 = best),
+    then per metric × prompt type ``{metric}.{prompt_type}``, ``.ci_low`` and ``.ci_high`` (averaged
     over concepts). The base row comes first, then rows by ``rank_score`` (best first) and
     checkpoint name. Floats are rounded to 6 significant digits. ``attrs["warnings"]``
     lists metrics with no declared direction and dropped checkpoints.
@@ -171,9 +172,10 @@ def leaderboard_table(
         summary, configs, with_ci=True, on_missing=on_missing, warnings=warnings
     )
     table = table.merge(overall_rank_score(scores).reset_index(), on="checkpoint", how="left")
-    ids = [c for c in ("config_id", "run_id") if c in table.columns]
-    hyper = [c for c in hyperparameter_columns(ensure_base_row(configs)) if c in table.columns]
-    metric_cols = [c for c in table.columns if c not in {"checkpoint", *hyper, *ids, "rank_score"}]
+    config_cols = list(prepare_configs(configs).columns)
+    hyper = hyperparameter_columns(prepare_configs(configs))
+    ids = [c for c in ID_COLUMNS if c in config_cols and c != "checkpoint"]
+    metric_cols = [c for c in table.columns if c not in {*config_cols, "rank_score"}]
     table = table[["checkpoint", *hyper, *ids, "rank_score", *metric_cols]]
     order = table.assign(
         _base=table["checkpoint"].ne(BASE_CHECKPOINT),

@@ -135,14 +135,15 @@ def attach_configs(
 ) -> pd.DataFrame:
     """Left-join ``configs`` onto ``frame`` by ``checkpoint``.
 
-    A base row is added to ``configs`` when ``frame`` has a ``base`` checkpoint and the
+    ``config_id``/``run_id`` are filled in where missing (:func:`complete_configs`). A base
+    row is added to ``configs`` when ``frame`` has a ``base`` checkpoint and the
     configs table does not. Other checkpoints missing from ``configs`` raise BenchError
     (``on_missing="error"``, the default) or are dropped with a message appended to
     ``warnings`` (``on_missing="drop"``).
     """
     if on_missing not in ("error", "drop"):
         raise ValueError(f"on_missing must be 'error' or 'drop', not {on_missing!r}")
-    configs = ensure_base_row(configs)
+    configs = prepare_configs(configs)
     known = set(configs["checkpoint"])
     absent = sorted(set(frame["checkpoint"]) - known)
     if absent:
@@ -155,6 +156,11 @@ def attach_configs(
         frame = frame[~frame["checkpoint"].isin(absent)]
     overlap = [c for c in configs.columns if c in frame.columns and c != "checkpoint"]
     return frame.drop(columns=overlap).merge(configs, on="checkpoint", how="left")
+
+
+def prepare_configs(configs: pd.DataFrame) -> pd.DataFrame:
+    """``configs`` with ids filled in (:func:`complete_configs`) and a base row."""
+    return ensure_base_row(complete_configs(configs))
 
 
 def ensure_base_row(configs: pd.DataFrame) -> pd.DataFrame:
