@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -134,7 +136,7 @@ def fit_importance(
             raise BenchError(f"target {target!r} is not a column of the table")
     matrix = build_features(rows, features, categorical)
     groups = config_groups(rows, matrix)
-    warnings = list(matrix.warnings)
+    notes = list(matrix.warnings)
     selections = {}
     shortfalls = []
     for target in targets:
@@ -151,10 +153,10 @@ def fit_importance(
             shortfalls.append(message)
             continue
         if rows[target][keep].nunique() < 2:
-            warnings.append(f"target {target!r} is constant over the checkpoints; skipped")
+            notes.append(f"target {target!r} is constant over the checkpoints; skipped")
             continue
         selections[target] = keep
-    warnings.extend(f"{m}; skipped" for m in shortfalls)
+    notes.extend(f"{m}; skipped" for m in shortfalls)
     if not selections:
         raise BenchError(shortfalls[0] if shortfalls else "no target varies over the checkpoints")
     settings = dict(
@@ -174,7 +176,7 @@ def fit_importance(
         categorical=matrix.categorical,
         cv_folds=cv_folds,
         seed=seed,
-        warnings=warnings,
+        warnings=notes,
     )
 
 
@@ -220,8 +222,7 @@ def _fit_target(
     seed: int,
     settings: dict,
 ) -> TargetFit:
-    import shap
-
+    shap = import_shap()
     x = matrix.frame[keep].reset_index(drop=True)
     y = rows[target].to_numpy(dtype=np.float64)[keep]
     folds = grouped_folds(groups[keep], cv_folds, seed)
@@ -250,6 +251,14 @@ def _fit_target(
         n_configs=int(np.unique(groups[keep]).size),
         cv_prediction=cv_prediction,
     )
+
+
+def import_shap() -> ModuleType:
+    """``import shap`` without the PendingDeprecationWarnings its colour maps raise on import."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
+    return shap
 
 
 def _train(x: pd.DataFrame, y: np.ndarray, categorical: list[str], settings: dict):

@@ -66,8 +66,9 @@ def summary_plot(result: ImportanceResult, stem: Path) -> tuple[str, str]:
 
 def beeswarm_plot(fit: TargetFit, stem: Path, *, seed: int = 0) -> tuple[str, str]:
     """``shap.plots.beeswarm`` for one target; categorical features are drawn grey."""
-    import shap
+    from t2i_bench.analysis.importance import import_shap
 
+    shap = import_shap()
     explanation = shap.Explanation(
         values=fit.shap_values,
         base_values=np.full(fit.n_rows, fit.base_value),
