@@ -124,7 +124,7 @@ def checkpoint_table(
     """One row per checkpoint: the configs columns, then ``{metric}.{prompt_type}`` means.
 
     Means (and, with ``with_ci``, the ``.ci_low``/``.ci_high`` bounds) are averaged over
-    concepts when a checkpoint has several. Unrounded; rows in configs order, base included.
+    concepts when a checkpoint has several. Unrounded; rows by checkpoint name, base included.
     This is the input of :func:`~t2i_bench.analysis.importance.fit_importance`.
     """
     fields = ["mean", "ci_low", "ci_high"] if with_ci else ["mean"]
