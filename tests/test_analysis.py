@@ -152,6 +152,11 @@ def test_summarize_nan_single_value_and_determinism() -> None:
     assert alone["ci_low"].iloc[0] == s.loc["a", "ci_low"]
     other = summarize(metrics, n_boot=200, seed=1).set_index("checkpoint")
     assert other.loc["a", "ci_low"] != s.loc["a", "ci_low"]
+    # An empty category is a category of its own; an empty metric name is an error.
+    no_category = metrics.assign(category=None)
+    assert (summarize(no_category, n_boot=10)["category"] == "uncategorized").all()
+    with pytest.raises(BenchError, match="empty 'metric'"):
+        summarize(metrics.assign(metric=[None] + ["m"] * 7), n_boot=10)
 
 
 # --------------------------------------------------------------------------- rank scaling

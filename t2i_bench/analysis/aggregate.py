@@ -10,6 +10,7 @@ import pandas as pd
 from t2i_bench.analysis.bootstrap import bootstrap_mean_ci, group_seed
 from t2i_bench.analysis.io import (
     BASE_CHECKPOINT,
+    DEFAULT_CATEGORY,
     ID_COLUMNS,
     METRIC_KEY_COLUMNS,
     PROMPT_TYPES,
@@ -63,9 +64,14 @@ def summarize(
     if n_boot < 1 or not 0.0 < ci < 1.0:
         raise ValueError("n_boot must be >= 1 and ci in (0, 1)")
     keys = list(METRIC_KEY_COLUMNS)
+    columns = {k: metrics[k] for k in keys}
+    columns["category"] = columns["category"].fillna(DEFAULT_CATEGORY)
+    for name, column in columns.items():
+        if column.isna().any():
+            raise BenchError(f"metrics table has an empty {name!r}")
     values = metrics["value"].astype("float64")
     rows = []
-    for key, group in values.groupby([metrics[k] for k in keys], sort=True):
+    for key, group in values.groupby(list(columns.values()), sort=True):
         data = group.to_numpy()
         finite = np.sort(data[~np.isnan(data)])  # row order must not change the result
         mean, low, high = bootstrap_mean_ci(
