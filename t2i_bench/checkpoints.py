@@ -18,9 +18,9 @@ from safetensors import safe_open
 
 from t2i_bench.config import RunConfig
 from t2i_bench.errors import BenchError
-from t2i_bench.hashing import file_sha256, stable_hash
+from t2i_bench.generation.formats import PICKLE_SUFFIXES, detect_format
+from t2i_bench.hashing import file_sha256, stable_hash, tree_sha256
 
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # Hyperparameters that vary along one training run / across training seeds.
 PROGRESS_KEYS = ("epoch", "step")
 SEED_KEYS = ("seed",)
@@ -37,6 +37,8 @@ class Checkpoint:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # hyperparameter -> where it came from
     file_hash: str = ""
+    format: str = "base"
+    token: str | None = None  # textual inversion: the token the embedding binds
 
     @property
     def is_base(self) -> bool:
@@ -45,7 +47,7 @@ class Checkpoint:
     @property
     def identity(self) -> dict[str, Any]:
         """What determines this checkpoint's effect on pixels."""
-        return {"file": self.file_hash, "multiplier": self.multiplier}
+        return {"file": self.file_hash, "multiplier": self.multiplier, "token": self.token}
 
     @property
     def run_id(self) -> str:
@@ -162,7 +164,7 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
     seen: dict[str, Path | None] = {rows[0].name: None}
     for entry in config.checkpoints:
         for path in _expand_entry(entry):
-            if not path.is_file():
+            if not path.exists():
                 raise BenchError("checkpoint file not found", path)
             if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
                 raise BenchError(
@@ -170,6 +172,7 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
                     "or pass --allow-pickle",
                     path,
                 )
+            fmt = detect_format(path, allow_pickle)
             meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
             hyper: dict[str, Any] = {}
             sources: dict[str, str] = {}
@@ -200,7 +203,9 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
                         multiplier=multiplier,
                         hyperparameters=hyper,
                         sources=sources,
-                        file_hash=file_sha256(path),
+                        file_hash=tree_sha256(path) if path.is_dir() else file_sha256(path),
+                        format=fmt.value,
+                        token=entry.token,
                     )
                 )
     return rows

@@ -60,6 +60,7 @@ class CheckpointConfig(_Strict):
         None, description="a multiplier sweep: one extra row per value"
     )
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    token: str | None = Field(None, description="textual inversion: the token to bind")
 
     @field_validator("glob")
     @classmethod

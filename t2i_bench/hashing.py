@@ -25,3 +25,12 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 def bytes_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".json", ".txt")
+
+
+def tree_sha256(folder: Path) -> str:
+    """A hash over a model folder's weight and config files (names and contents)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    return stable_hash({str(p.relative_to(folder)): file_sha256(p) for p in files})

@@ -14,11 +14,10 @@ from pathlib import Path
 from t2i_bench.checkpoints import Checkpoint
 from t2i_bench.concepts import Concept
 from t2i_bench.config import RunConfig
-from t2i_bench.hashing import file_sha256, stable_hash
+from t2i_bench.hashing import file_sha256, stable_hash, tree_sha256
 from t2i_bench.prompts import PromptSet, expand_prompts
 
 GENERATION_VERSION = "1"
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt")
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,7 @@ def base_model_identity(source: str, seed: int) -> str:
     if path.is_file():
         return file_sha256(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in _WEIGHT_SUFFIXES)
-        configs = sorted(p for p in path.rglob("*.json"))
-        parts = {str(p.relative_to(path)): file_sha256(p) for p in files + configs}
-        return stable_hash(parts)
+        return tree_sha256(path)
     return f"hub:{source}"
 
 

@@ -45,6 +45,7 @@ class Run:
     plan: Plan
     concepts: list[Concept]
     metrics: list[Metric]
+    allow_pickle: bool = False
     backbones: Backbones = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,7 +100,7 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     store.write_plan(checkpoints, plan.jobs)
     store.set_meta("provenance", provenance(config))
     store.set_meta("backbone_profile", config.backbones.profile)
-    return Run(config, store, plan, concepts, metrics)
+    return Run(config, store, plan, concepts, metrics, allow_pickle)
 
 
 def generate(run: Run, progress: Progress | None = None) -> tuple[int, int]:
@@ -118,7 +119,7 @@ def generate(run: Run, progress: Progress | None = None) -> tuple[int, int]:
     pipe = load_base_pipeline(
         cfg.base_model.source, cfg.base_model.seed, cfg.device, cfg.dtype, cfg.sampler.scheduler
     )
-    switcher = AdapterSwitcher(pipe)
+    switcher = AdapterSwitcher(pipe, cfg.base_model.source, run.allow_pickle)
     by_name = {c.name: c for c in run.plan.checkpoints}
     rendered = failed = done = 0
     current: str | None = None
@@ -134,7 +135,7 @@ def generate(run: Run, progress: Progress | None = None) -> tuple[int, int]:
                 if ckpt.is_base:
                     switcher.remove()
                 else:
-                    switcher.apply(ckpt.path, ckpt.multiplier)
+                    switcher.apply(ckpt.path, ckpt.multiplier, ckpt.token)
                 run.store.clear_failure("load", ckpt.name)
             except Exception as exc:  # a failed checkpoint never takes the run down
                 switcher.remove()
@@ -188,5 +189,7 @@ def score(run: Run, progress: Progress | None = None) -> ScoreSummary:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, BenchError):
+        return str(exc)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY, path TEXT, multiplier REAL, file_hash TEXT,
     hyperparameters TEXT NOT NULL, sources TEXT NOT NULL, run_id TEXT, config_id TEXT,
-    position INTEGER NOT NULL
+    position INTEGER NOT NULL, format TEXT NOT NULL, token TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     checkpoint TEXT NOT NULL, concept TEXT NOT NULL, prompt_type TEXT NOT NULL,
@@ -124,7 +124,7 @@ class RunStore:
             conn.execute("DELETE FROM checkpoints")
             for position, ckpt in enumerate(checkpoints):
                 conn.execute(
-                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         ckpt.name,
                         str(ckpt.path) if ckpt.path else None,
@@ -135,6 +135,8 @@ class RunStore:
                         ckpt.run_id,
                         ckpt.config_id,
                         position,
+                        ckpt.format,
+                        ckpt.token,
                     ),
                 )
             conn.execute("DELETE FROM jobs")

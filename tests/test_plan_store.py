@@ -30,7 +30,7 @@ def test_keys_are_stable_and_distinct(concept_dir: Path) -> None:
     # 5 prompt types x 1 prompt x 2 seeds, every image distinct; the first key is pinned so
     # that any change to what enters a key is deliberate (it invalidates every cached image)
     assert len(first.jobs) == 10 and len(first.image_keys) == 10
-    assert first.jobs[0].key == "d4c5b90e9aeb406abef074916a5719eb"
+    assert first.jobs[0].key == "a45d1038d4f9ce6156febf654ae87b83"
 
 
 def test_keys_change_with_everything_that_changes_pixels(concept_dir: Path) -> None:

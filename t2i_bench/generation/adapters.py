@@ -1,7 +1,8 @@
-"""Apply and remove adapter files on one loaded pipeline (LyCORIS / kohya format).
+"""Apply and remove checkpoints on one loaded pipeline, so the pipeline is loaded once.
 
-Adapters wrap module forwards (lycoris-lora's kohya network); removing one restores the
-original forwards, so the pipeline returns bitwise to the base model.
+LyCORIS/kohya files wrap module forwards (lycoris-lora's kohya network), diffusers/PEFT LoRAs
+go through diffusers' loader, textual inversions add tokens, full fine-tunes swap weights
+from a kept base copy. Removing any of them returns the pipeline bitwise to the base model.
 """
 
 from __future__ import annotations
@@ -10,9 +11,14 @@ import logging
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from t2i_bench.errors import BenchError
+from t2i_bench.generation.formats import (
+    Format,
+    detect_format,
+    load_state_dict,
+    textual_inversion_token,
+)
 
 _PREFIXES = ("lora_unet", "lora_te")
 
@@ -39,23 +45,44 @@ def adapter_module_names(weights: dict[str, torch.Tensor]) -> set[str]:
 
 
 class AdapterSwitcher:
-    """Holds one pipeline and at most one active adapter."""
+    """Holds one pipeline and at most one active checkpoint of any supported format."""
 
-    def __init__(self, pipe) -> None:
+    def __init__(self, pipe, base_source: str | None = None, allow_pickle: bool = False) -> None:
         self.pipe = pipe
+        self.base_source = base_source
+        self.allow_pickle = allow_pickle
         self.network = None
         self.active: Path | None = None
+        self._undo: list = []
         self._names = _module_names(pipe)
+        self._base_weights: dict[str, dict[str, torch.Tensor]] = {}
 
-    def apply(self, path: Path, multiplier: float = 1.0) -> None:
-        """Load ``path`` onto the pipeline (removing any active adapter first)."""
+    def apply(self, path: Path, multiplier: float = 1.0, token: str | None = None) -> None:
+        """Load ``path`` onto the pipeline (removing any active checkpoint first)."""
+        self.remove()
+        fmt = detect_format(path, self.allow_pickle)
+        if fmt is Format.LYCORIS:
+            self._apply_lycoris(path, multiplier)
+        elif fmt is Format.DIFFUSERS_LORA:
+            self._apply_diffusers_lora(path, multiplier)
+        elif fmt is Format.TEXTUAL_INVERSION:
+            self._apply_textual_inversion(path, token)
+        else:
+            self._apply_full(path, fmt, multiplier)
+        self.active = path
+
+    def remove(self) -> None:
+        """Undo the active checkpoint: the pipeline is the base model again, bitwise."""
+        while self._undo:
+            self._undo.pop()()
+        self.network = None
+        self.active = None
+
+    # -- LyCORIS / kohya -----------------------------------------------------------------
+    def _apply_lycoris(self, path: Path, multiplier: float) -> None:
         import lycoris.kohya as lycoris_kohya
 
-        self.remove()
-        try:
-            weights = load_file(str(path))
-        except Exception as exc:
-            raise BenchError(f"not a readable safetensors file ({exc})", path) from None
+        weights = load_state_dict(path, self.allow_pickle)
         wanted = adapter_module_names(weights)
         matched = wanted & self._names
         if not wanted or len(matched) < len(wanted):
@@ -67,8 +94,9 @@ class AdapterSwitcher:
             )
         encoders = _text_encoders(self.pipe)
         text_encoder = encoders[0] if len(encoders) == 1 else encoders
-        level = logging.getLogger("LyCORIS").level
-        logging.getLogger("LyCORIS").setLevel(logging.ERROR)
+        logger = logging.getLogger("LyCORIS")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
         try:
             network, _ = lycoris_kohya.create_network_from_weights(
                 multiplier, str(path), None, text_encoder, self.pipe.unet, weights_sd=weights
@@ -77,16 +105,77 @@ class AdapterSwitcher:
             uses_unet = any(k.startswith("lora_unet") for k in wanted)
             network.apply_to(text_encoder, self.pipe.unet, uses_te, uses_unet)
         finally:
-            logging.getLogger("LyCORIS").setLevel(level)
-        device = self.pipe.unet.device
-        dtype = self.pipe.unet.dtype
-        network.to(device=device, dtype=dtype)
+            logger.setLevel(level)
+        network.to(device=self.pipe.unet.device, dtype=self.pipe.unet.dtype)
         self.network = network
-        self.active = path
+        self._undo.append(network.restore)
 
-    def remove(self) -> None:
-        """Restore the original forwards: the pipeline is the base model again."""
-        if self.network is not None:
-            self.network.restore()
-        self.network = None
-        self.active = None
+    # -- diffusers / PEFT LoRA -----------------------------------------------------------
+    def _apply_diffusers_lora(self, path: Path, multiplier: float) -> None:
+        weights = load_state_dict(path, self.allow_pickle)
+        try:
+            self.pipe.load_lora_weights(weights, adapter_name="t2i_bench")
+        except Exception as exc:
+            self.pipe.unload_lora_weights()
+            raise BenchError(f"diffusers LoRA does not fit the base model: {exc}", path) from None
+        self._undo.append(self.pipe.unload_lora_weights)
+        self.pipe.set_adapters(["t2i_bench"], adapter_weights=[multiplier])
+
+    # -- textual inversion ---------------------------------------------------------------
+    def _apply_textual_inversion(self, path: Path, token: str | None) -> None:
+        weights = load_state_dict(path, self.allow_pickle)
+        token = textual_inversion_token(path, list(weights), token)
+        tensor = next(iter(v for k, v in weights.items() if k != "name"))
+        try:
+            self.pipe.load_textual_inversion({token: tensor}, token=token)
+        except Exception as exc:
+            raise BenchError(f"embedding does not fit the text encoder: {exc}", path) from None
+        self._undo.append(lambda: self.pipe.unload_textual_inversion(token))
+
+    # -- full fine-tunes (DreamBooth, native fine-tuning) --------------------------------
+    def _apply_full(self, path: Path, fmt: Format, multiplier: float) -> None:
+        tuned = load_full_components(path, fmt, self.base_source)
+        for name, state in tuned.items():
+            module = getattr(self.pipe, name, None)
+            if module is None:
+                continue
+            if name not in self._base_weights:  # one CPU copy of the base, kept for restores
+                self._base_weights[name] = {
+                    k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()
+                }
+            base = self._base_weights[name]
+            if set(state) != set(base) or any(state[k].shape != base[k].shape for k in base):
+                matched = sum(1 for k in base if k in state and state[k].shape == base[k].shape)
+                raise BenchError(
+                    f"{name} does not fit the base model: {matched} of {len(base)} tensors "
+                    f"matched, {len(state) - matched} unmatched",
+                    path,
+                )
+            if multiplier != 1.0:
+                state = {k: base[k] + multiplier * (state[k].to(base[k]) - base[k]) for k in base}
+            module.load_state_dict(state)
+            self._undo.append(lambda m=module, b=base: m.load_state_dict(b))
+
+
+def load_full_components(path: Path, fmt: Format, base_source: str | None):
+    """State dicts of the UNet and text encoder(s) of a full fine-tune."""
+    import diffusers
+
+    kwargs = {"local_files_only": True}
+    try:
+        if fmt is Format.FULL_DIFFUSERS:
+            pipe = diffusers.DiffusionPipeline.from_pretrained(
+                str(path), safety_checker=None, **kwargs
+            )
+        else:
+            config = base_source if base_source and Path(base_source).is_dir() else None
+            pipe = diffusers.StableDiffusionPipeline.from_single_file(
+                str(path), config=config, safety_checker=None, **kwargs
+            )
+    except BenchError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BenchError(f"cannot load full model: {first}", path) from None
+    names = ("unet", "text_encoder", "text_encoder_2")
+    return {n: getattr(pipe, n).state_dict() for n in names if getattr(pipe, n, None) is not None}

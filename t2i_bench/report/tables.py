@@ -28,16 +28,18 @@ def scores_frame(store: RunStore, concepts: list[Concept]) -> pd.DataFrame:
 def checkpoints_frame(store: RunStore) -> pd.DataFrame:
     """One row per checkpoint: name, hyperparameters, multiplier, grouping ids, file."""
     rows = store.conn.execute(
-        "SELECT name, path, multiplier, hyperparameters, run_id, config_id "
+        "SELECT name, path, format, multiplier, hyperparameters, run_id, config_id "
         "FROM checkpoints ORDER BY position"
     ).fetchall()
     records = []
-    for name, path, multiplier, hyper, run_id, config_id in rows:
+    for name, path, fmt, multiplier, hyper, run_id, config_id in rows:
         record = {"checkpoint": name, **json.loads(hyper)}
-        record.update(multiplier=multiplier, run_id=run_id, config_id=config_id, file=path or "")
+        record.update(
+            format=fmt, multiplier=multiplier, run_id=run_id, config_id=config_id, file=path or ""
+        )
         records.append(record)
     frame = pd.DataFrame.from_records(records)
     first = ["checkpoint", *[c for c in HYPERPARAMETER_ORDER if c in frame.columns]]
-    last = ["multiplier", "run_id", "config_id", "file"]
+    last = ["format", "multiplier", "run_id", "config_id", "file"]
     middle = sorted(c for c in frame.columns if c not in first and c not in last)
     return frame[first + middle + last]
