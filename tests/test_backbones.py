@@ -28,11 +28,12 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
-def _images(n: int, seed: int = 0) -> list[Image.Image]:
+def _images(n: int, seed: int = 0, same_size: bool = False) -> list[Image.Image]:
     rng = np.random.default_rng(seed)
-    sizes = [(72, 96), (64, 64), (100, 80)]
+    sizes = [(72, 96)] if same_size else [(72, 96), (64, 64), (100, 80)]
     return [
-        Image.fromarray(rng.integers(0, 256, (*sizes[i % 3], 3), dtype=np.uint8)) for i in range(n)
+        Image.fromarray(rng.integers(0, 256, (*sizes[i % len(sizes)], 3), dtype=np.uint8))
+        for i in range(n)
     ]
 
 
@@ -160,3 +161,141 @@ def test_clip_scores_match_direct_open_clip(tmp_path) -> None:
     ours_clip_t = (_unit(ge) * _unit(te)).sum(-1)
     assert abs(ours_clip_i - direct_clip_i) <= 1e-6
     np.testing.assert_allclose(ours_clip_t, direct_clip_t, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- all tiny
+
+
+TINY_NAMES = [
+    "clip_vit_b32",
+    "dinov2_vitl14",
+    "dino_vits16",
+    "inception_v3_fid",
+    "lpips_alex",
+    "vgg19_gram",
+]
+
+
+@pytest.mark.parametrize("name", TINY_NAMES)
+def test_tiny_builders_are_deterministic(name: str) -> None:
+    ims = _images(3, seed=5, same_size=True)
+    torch.manual_seed(0)
+    a = load_backbone(name, "tiny")
+    ea = a.embed_images(ims)
+    torch.manual_seed(99)
+    b = load_backbone(name, "tiny")
+    np.testing.assert_array_equal(ea, b.embed_images(ims))
+    assert ea.dtype == np.float32 and ea.shape == (3, a.feature_dim)
+    assert float(ea.std(axis=0).max()) > 0  # images are told apart
+    assert a.identity == b.identity and a.identity.startswith(f"{name}|tiny|")
+    assert a.forward_calls == 1
+
+
+# ---------------------------------------------------------------------------------- DINO
+
+
+@pytest.mark.parametrize("name", ["dinov2_vitl14", "dino_vits16"])
+def test_dino_real_loader_round_trip_and_direct_cls(name: str, tmp_path) -> None:
+    from transformers import AutoImageProcessor, AutoModel
+
+    from t2i_bench.backbones.dino import build_tiny_dino, make_dino, tiny_processor
+
+    d = tmp_path / name
+    build_tiny_dino(name).save_pretrained(d)
+    tiny_processor(name).save_pretrained(d)
+    assert (d / "config.json").exists() and (d / "model.safetensors").exists()
+    real = make_dino(name, "real", weights=str(d), batch_size=2)
+    tiny = make_dino(name, "tiny")
+    assert real.profile == "real" and real.preprocessing == tiny.preprocessing
+    ims = _images(5, seed=3)
+    ours = real.embed_images(ims)
+    np.testing.assert_allclose(ours, tiny.embed_images(ims), atol=1e-6)
+    # direct transformers computation: processor -> model -> CLS of last_hidden_state
+    model = AutoModel.from_pretrained(d).eval()
+    processor = AutoImageProcessor.from_pretrained(d)
+    with torch.no_grad():
+        px = processor(images=ims, return_tensors="pt")["pixel_values"]
+        direct = model(pixel_values=px).last_hidden_state[:, 0].numpy()
+    np.testing.assert_allclose(ours, direct, atol=1e-6)
+
+
+def test_dino_real_missing_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HOME", "/nonexistent-t2i-bench-cache")
+    monkeypatch.delenv("T2I_BENCH_DINO_VITS16", raising=False)
+    with pytest.raises(BenchError, match="cannot load dino_vits16"):
+        load_backbone("dino_vits16", "real")
+
+
+# ----------------------------------------------------------------------------- Inception
+
+
+def test_inception_real_loader_reads_pt_inception_file(tmp_path, monkeypatch) -> None:
+    """The real loader finds ``pt_inception-2015-12-05-6726825d.pth`` in the torch hub cache
+    and equals torch-fidelity's own extractor on the same file (299x299, as published)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from t2i_bench.backbones.inception import make_inception, tiny_inception_state_dict
+
+    ckpt = tmp_path / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(tiny_inception_state_dict(), ckpt)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("T2I_BENCH_INCEPTION_WEIGHTS", raising=False)
+    real = make_inception("real")
+    assert real.weights == "pt_inception-2015-12-05" and "299x299" in real.preprocessing
+    ims = _images(1, seed=4)
+    ours = real.embed_images(ims)
+    ref_net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], str(ckpt)).eval()
+    x = torch.from_numpy(np.asarray(ims[0])).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        direct = ref_net(x)[0].numpy()
+    np.testing.assert_allclose(ours, direct, atol=1e-6)
+    assert ours.shape == (1, 2048) and real.forward_calls == 1
+    monkeypatch.setenv("T2I_BENCH_INCEPTION_WEIGHTS", str(tmp_path / "missing.pth"))
+    with pytest.raises(BenchError, match="not found"):
+        make_inception("real")
+
+
+def test_tiny_inception_features_are_not_degenerate_and_grouped_by_size() -> None:
+    bb = load_backbone("inception_v3_fid", "tiny", batch_size=16)
+    ims = _images(4, seed=9)  # three image sizes -> three network forwards
+    x = bb.embed_images(ims)
+    assert bb.forward_calls == 3
+    # a default random init gives std ~1e-9; the Kaiming re-init keeps features apart
+    assert float(x.std(axis=0).mean()) > 1e-4
+    assert float(np.linalg.norm(x[:2].mean(0) - x[2:].mean(0))) > 1e-3
+    one_by_one = np.concatenate([bb.embed_images([im]) for im in ims])
+    np.testing.assert_allclose(x, one_by_one, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- VGG / LPIPS
+
+
+def test_vgg_real_loader_reads_torchvision_checkpoint(tmp_path) -> None:
+    from t2i_bench.backbones.vgg import TINY_CFG, build_tiny_vgg, make_vgg
+
+    sd = {f"features.{k}": v for k, v in build_tiny_vgg().state_dict().items()}
+    sd["classifier.0.weight"] = torch.zeros(2, 2)  # real files carry a classifier: ignored
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save(sd, path)
+    real = make_vgg("real", weights=str(path), cfg=TINY_CFG, size=64)
+    assert real.weights == "vgg19-imagenet1k-v1"
+    ims = _images(3, seed=6)
+    np.testing.assert_allclose(
+        real.embed_images(ims), load_backbone("vgg19_gram", "tiny").embed_images(ims), atol=1e-7
+    )
+    with pytest.raises(BenchError, match="VGG-19"):
+        make_vgg("real", weights=str(tmp_path / "nope.pth"))
+
+
+def test_vgg_gram_embedding_distance_is_style_loss() -> None:
+    from t2i_bench.metrics.functional import gram_style_loss, sq_distance_pairs
+
+    bb = load_backbone("vgg19_gram", "tiny")
+    a, b = _images(3, seed=10), _images(3, seed=11)
+    acts_a, acts_b = bb.style_activations(a), bb.style_activations(b)
+    assert [x.shape[1] for x in acts_a] == [8, 16, 32, 64, 64]
+    loss = gram_style_loss(acts_a, acts_b)
+    np.testing.assert_allclose(
+        sq_distance_pairs(bb.embed_images(a), bb.embed_images(b)), loss, rtol=1e-4
+    )

@@ -236,3 +236,80 @@ def test_pairwise_helpers() -> None:
     assert calls == [15]
     with pytest.raises(ValueError):
         F.lpips_diversity(e[:1])
+
+
+# ---------------------------------------------------------------- backbones: batch invariance
+
+
+def _images(n: int, seed: int, size: tuple[int, int] = (72, 96)) -> list:
+    from PIL import Image
+
+    rng = _rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "clip_vit_b32",
+        "dinov2_vitl14",
+        "dino_vits16",
+        "inception_v3_fid",
+        "lpips_alex",
+        "vgg19_gram",
+    ],
+)
+def test_backbone_batch_size_invariance(name: str) -> None:
+    """Batch sizes 1, 7 and 32 give the same embeddings within 1e-5 (absolute)."""
+    from t2i_bench.backbones.base import load_backbone
+
+    ims = _images(9, seed=20)
+    outs = []
+    for bs in (1, 7, 32):
+        bb = load_backbone(name, "tiny", batch_size=bs)
+        outs.append(bb.embed_images(ims))
+        assert bb.forward_calls == -(-9 // bs)
+    for o in outs[1:]:
+        np.testing.assert_allclose(o, outs[0], atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------------- LPIPS
+
+
+def test_lpips_backbone_matches_lpips_package(tmp_path) -> None:
+    """Our LPIPS (per-image embeddings, squared distance) vs lpips.LPIPS(net='alex', v0.1) with
+    the same weights: the package's bundled linear layers and its AlexNet (random, seeded)
+    saved as a torchvision checkpoint and read by our real loader. Relative tolerance 1e-5."""
+    lpips = pytest.importorskip("lpips")
+    import torchvision
+
+    from t2i_bench.backbones.lpips_net import make_lpips
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False).eval()
+    sd = torchvision.models.alexnet(weights=None).state_dict()
+    for key, value in ref.net.state_dict().items():  # slice<k>.<features index>.<param>
+        _, index, param = key.split(".")
+        sd[f"features.{index}.{param}"] = value
+    ckpt = tmp_path / "alexnet-owt-7be5be79.pth"
+    torch.save(sd, ckpt)
+    ours = make_lpips("real", alexnet_weights=str(ckpt), size=96, batch_size=3)
+    assert ours.weights == "alexnet-owt+lpips-v0.1"
+    a, b = _images(4, seed=21, size=(96, 96)), _images(4, seed=22, size=(96, 96))
+
+    def to_tensor(images: list) -> torch.Tensor:
+        arr = np.stack([np.asarray(i) for i in images]).astype(np.float32) / 255.0
+        return torch.from_numpy(arr).permute(0, 3, 1, 2) * 2 - 1
+
+    with torch.no_grad():
+        expected = ref(to_tensor(a), to_tensor(b)).flatten().double().numpy()
+    np.testing.assert_allclose(ours.distance(a, b), expected, rtol=1e-5)
+    # diversity helper: mean pairwise LPIPS within a group == the package, pair by pair
+    group = a + b
+    with torch.no_grad():
+        t = to_tensor(group)
+        pairs = [float(ref(t[i : i + 1], t[j : j + 1])) for i in range(8) for j in range(i + 1, 8)]
+    assert F.lpips_diversity(ours.embed_images(group)) == pytest.approx(np.mean(pairs), rel=1e-5)
+    assert F.mean_pairwise(group, ours.distance) == pytest.approx(np.mean(pairs), rel=1e-5)

@@ -1,3 +1,9 @@
 """Backbones: one module per model family; importing this package registers them all."""
 
-from t2i_bench.backbones import clip  # noqa: F401  (registers clip_vit_b32, clip_vit_l14)
+from t2i_bench.backbones import (
+    clip,  # noqa: F401  (registers clip_vit_b32, clip_vit_l14)
+    dino,  # noqa: F401  (dinov2_vitl14, dino_vits16)
+    inception,  # noqa: F401  (inception_v3_fid)
+    lpips_net,  # noqa: F401  (lpips_alex)
+    vgg,  # noqa: F401  (vgg19_gram)
+)

@@ -111,3 +111,50 @@ class TorchBackbone(Backbone):
             self._forward_images,
             self._count,
         )
+
+
+# ------------------------------------------------------------------- Hugging Face helpers
+
+_PROCESSOR_KEYS = (
+    "do_convert_rgb",
+    "do_resize",
+    "size",
+    "resample",
+    "do_center_crop",
+    "crop_size",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.8g}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ",".join(_fmt(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_fmt(v)}" for k, v in value.items() if v is not None) + "}"
+    name = getattr(value, "name", None)  # PIL Resampling enum
+    return str(name) if name is not None else str(value)
+
+
+def describe_hf_processor(processor: object) -> str:
+    """A stable description of a transformers image processor's eval preprocessing."""
+    cfg = processor.to_dict()  # type: ignore[attr-defined]
+    parts = [type(processor).__name__]
+    parts += [f"{k}={_fmt(cfg[k])}" for k in _PROCESSOR_KEYS if k in cfg and cfg[k] is not None]
+    return "; ".join(parts)
+
+
+def hf_load(loader: Callable[..., object], source: str, what: str, **kwargs: object) -> object:
+    """``loader(source)`` (a ``from_pretrained``) with a one-line error when it is unavailable."""
+    try:
+        return loader(os.path.expanduser(source), **kwargs)
+    except Exception as exc:  # OSError / ValueError / hub errors
+        raise BenchError(
+            f"cannot load {what} from {source!r} ({type(exc).__name__}: {str(exc)[:300]}); "
+            "download it into the Hugging Face cache or pass a local directory"
+        ) from exc

@@ -1,0 +1,185 @@
+"""The FID Inception-v3 network: 2048-d pool3 features (``inception_v3_fid``).
+
+The network is torch-fidelity's ``FeatureExtractorInceptionV3`` (the one torchmetrics wraps):
+uint8 RGB in, TF1-compatible bilinear resize to 299x299 inside the network, (x-128)/128,
+then the Inception graph of the TensorFlow FID (``pt_inception-2015-12-05`` weights). The
+weights file is the same one pytorch-fid and torch-fidelity download.
+
+``real`` reads the weights from ``weights=`` / ``T2I_BENCH_INCEPTION_WEIGHTS``, else from the
+torch hub cache (``pt_inception-2015-12-05-6726825d.pth`` or torch-fidelity's
+``weights-inception-2015-12-05-6726825d.pth``), else lets torch-fidelity download them
+unless ``HF_HUB_OFFLINE`` is set.
+
+``tiny`` is the same network with seeded Kaiming-normal conv weights and identity batch norm
+(a default random init makes every feature ~1e-9: FID 0), and the in-network resize set to
+139x139 instead of 299 (about 4x cheaper on CPU); both are part of its identity.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from t2i_bench.backbones._torch import (
+    TINY_SEED,
+    TorchBackbone,
+    check_profile,
+    env_source,
+    seeded,
+    to_rgb,
+    weights_label,
+)
+from t2i_bench.backbones.base import register_backbone
+from t2i_bench.errors import BenchError
+
+WEIGHT_FILES = (
+    "pt_inception-2015-12-05-6726825d.pth",
+    "weights-inception-2015-12-05-6726825d.pth",
+)
+ENV_VAR = "T2I_BENCH_INCEPTION_WEIGHTS"
+TINY_INPUT_SIZE = 139
+
+
+def _extractor_cls() -> type:
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise BenchError("the FID Inception backbone needs torch-fidelity") from exc
+    return FeatureExtractorInceptionV3
+
+
+def tiny_inception_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
+    """A state dict in the FID Inception layout with non-degenerate, seeded random weights.
+
+    torchvision's Inception3 (no aux head, 1008 classes) has the FID network's parameter
+    names and shapes; conv weights are Kaiming-normal (fan-in, ReLU) so activations keep
+    their scale through the 94 conv layers, batch norms are identity (running mean 0,
+    variance 1, weight 1, bias 0).
+    """
+    import torchvision
+
+    with seeded(seed):
+        net = torchvision.models.inception_v3(
+            weights=None, aux_logits=False, num_classes=1008, init_weights=False
+        )
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                torch.nn.init.ones_(m.weight)
+                torch.nn.init.zeros_(m.bias)
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+            elif isinstance(m, torch.nn.Linear):
+                torch.nn.init.normal_(m.weight, std=0.01)
+                torch.nn.init.zeros_(m.bias)
+    return net.state_dict()
+
+
+def build_tiny_inception(seed: int = TINY_SEED) -> torch.nn.Module:
+    """torch-fidelity's FID Inception with :func:`tiny_inception_state_dict` weights."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "tiny_inception.pth")
+        torch.save(tiny_inception_state_dict(seed), path)
+        net = _extractor_cls()("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
+    net.INPUT_IMAGE_SIZE = TINY_INPUT_SIZE
+    return net.eval()
+
+
+def find_real_weights(weights: str | None = None) -> str | None:
+    """The local FID Inception weights file, if any (argument, env var, torch hub cache)."""
+    explicit = weights or env_source(ENV_VAR, None)
+    if explicit:
+        path = os.path.expanduser(explicit)
+        if not os.path.isfile(path):
+            raise BenchError("FID Inception weights not found", path)
+        return path
+    hub = os.path.join(torch.hub.get_dir(), "checkpoints")
+    for name in WEIGHT_FILES:
+        if os.path.isfile(os.path.join(hub, name)):
+            return os.path.join(hub, name)
+    return None
+
+
+def load_real_inception(weights: str | None = None) -> tuple[torch.nn.Module, str]:
+    path = find_real_weights(weights)
+    if path is None and os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        raise BenchError(
+            f"FID Inception weights not in {torch.hub.get_dir()}/checkpoints and offline; set "
+            f"{ENV_VAR} to a local {WEIGHT_FILES[0]}"
+        )
+    try:
+        net = _extractor_cls()("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
+    except Exception as exc:
+        raise BenchError(f"cannot load the FID Inception weights ({exc})", path) from exc
+    published = path is None or os.path.basename(path) in WEIGHT_FILES
+    label = "pt_inception-2015-12-05" if published else weights_label(path)
+    return net.eval(), label
+
+
+class InceptionBackbone(TorchBackbone):
+    """2048-d pool features of the FID Inception network, from uint8 RGB images.
+
+    Images in a batch are grouped by size (the network resizes each to its input size);
+    ``forward_calls`` counts network forwards.
+    """
+
+    feature_dim = 2048
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        profile: str,
+        weights: str,
+        device: str = "cpu",
+        batch_size: int = 32,
+    ) -> None:
+        super().__init__(device=device, batch_size=batch_size)
+        self.name, self.profile, self.weights = "inception_v3_fid", profile, weights
+        self.net = net.to(self.device).eval()
+        size = int(net.INPUT_IMAGE_SIZE)
+        self.preprocessing = (
+            f"RGB uint8 HWC->CHW; in-network TF1-compatible bilinear resize to {size}x{size} "
+            "(align_corners=False, no antialias); (x-128)/128; pool3 2048-d float32"
+        )
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Return an (n, 2048) float32 array of pool3 features."""
+        rgb = to_rgb(images)
+        out = np.zeros((len(rgb), self.feature_dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(rgb), self.batch_size):
+                groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+                for i in range(start, min(start + self.batch_size, len(rgb))):
+                    groups[rgb[i].size].append(i)
+                for idx in groups.values():
+                    arr = np.stack([np.asarray(rgb[i], dtype=np.uint8) for i in idx])
+                    x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(self.device)
+                    feats = self.net(x)[0]
+                    self.forward_calls += 1
+                    out[idx] = feats.float().cpu().numpy()
+        return out
+
+
+def make_inception(
+    profile: str = "tiny", device: str = "cpu", batch_size: int = 32, weights: str | None = None
+) -> InceptionBackbone:
+    check_profile("inception_v3_fid", profile)
+    if profile == "tiny":
+        return InceptionBackbone(
+            build_tiny_inception(), "tiny", f"seed={TINY_SEED};kaiming", device, batch_size
+        )
+    net, label = load_real_inception(weights)
+    return InceptionBackbone(net, "real", label, device, batch_size)
+
+
+@register_backbone("inception_v3_fid")
+def _inception_v3_fid(profile: str, device: str = "cpu", **options: Any) -> InceptionBackbone:
+    return make_inception(profile, device, **options)
