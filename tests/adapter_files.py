@@ -40,3 +40,42 @@ def write_lycoris_file(
     network.save_weights(str(path), torch.float32, metadata)
     network.restore()
     return path
+
+
+def write_peft_lora(folder: Path, seed: int = 0) -> Path:
+    """A diffusers/PEFT LoRA (``pytorch_lora_weights.safetensors``) for the tiny pipeline."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from t2i_bench.generation.tiny import build_tiny_pipeline
+
+    source = build_tiny_pipeline(0)
+    torch.manual_seed(seed)
+    unet_targets = ["to_k", "to_q", "to_v", "to_out.0"]
+    text_targets = ["q_proj", "k_proj", "v_proj", "out_proj"]
+    source.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=unet_targets))
+    source.text_encoder.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=text_targets))
+    with torch.no_grad():
+        for model in (source.unet, source.text_encoder):
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.add_(torch.randn_like(param) * 0.3)
+    StableDiffusionPipeline.save_lora_weights(
+        str(folder),
+        unet_lora_layers=get_peft_model_state_dict(source.unet),
+        text_encoder_lora_layers=get_peft_model_state_dict(source.text_encoder),
+    )
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def write_full_finetune(folder: Path, seed: int = 0) -> Path:
+    """A DreamBooth-style full fine-tune of the tiny pipeline, saved as a diffusers folder."""
+    from t2i_bench.generation.tiny import build_tiny_pipeline
+
+    tuned = build_tiny_pipeline(0)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in tuned.unet.parameters():
+            param.add_(torch.randn_like(param) * 0.02)
+    tuned.save_pretrained(str(folder))
+    return folder

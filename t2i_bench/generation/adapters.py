@@ -7,6 +7,7 @@ from a kept base copy. Removing any of them returns the pipeline bitwise to the 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -60,7 +61,11 @@ class AdapterSwitcher:
     def apply(self, path: Path, multiplier: float = 1.0, token: str | None = None) -> None:
         """Load ``path`` onto the pipeline (removing any active checkpoint first)."""
         self.remove()
+        path = Path(path)
         fmt = detect_format(path, self.allow_pickle)
+        if multiplier == 0.0 and fmt is not Format.TEXTUAL_INVERSION:
+            self.active = path  # weight 0 is the base model exactly (DoRA would renormalise)
+            return
         if fmt is Format.LYCORIS:
             self._apply_lycoris(path, multiplier)
         elif fmt is Format.DIFFUSERS_LORA:
@@ -97,18 +102,51 @@ class AdapterSwitcher:
         logger = logging.getLogger("LyCORIS")
         level = logger.level
         logger.setLevel(logging.ERROR)
+        uses_te = any(k.startswith("lora_te") for k in wanted)
+        uses_unet = any(k.startswith("lora_unet") for k in wanted)
         try:
             network, _ = lycoris_kohya.create_network_from_weights(
                 multiplier, str(path), None, text_encoder, self.pipe.unet, weights_sd=weights
             )
-            uses_te = any(k.startswith("lora_te") for k in wanted)
-            uses_unet = any(k.startswith("lora_unet") for k in wanted)
             network.apply_to(text_encoder, self.pipe.unet, uses_te, uses_unet)
+        except Exception as exc:  # lycoris-lora cannot infer some modules from weights alone
+            network = self._rebuild_from_metadata(path, weights, multiplier, exc)
+            network.apply_to(text_encoder, self.pipe.unet, uses_te, uses_unet)
+            try:
+                network.load_state_dict(weights, strict=True)
+            except RuntimeError:
+                network.restore()
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise BenchError(f"lycoris-lora cannot load this file ({first})", path) from None
         finally:
             logger.setLevel(level)
         network.to(device=self.pipe.unet.device, dtype=self.pipe.unet.dtype)
         self.network = network
         self._undo.append(network.restore)
+
+    def _rebuild_from_metadata(self, path: Path, weights, multiplier: float, error: Exception):
+        """Build the network from its kohya ``ss_network_*`` metadata, as training did."""
+        import lycoris.kohya as lycoris_kohya
+
+        from t2i_bench.checkpoints import read_safetensors_metadata
+
+        meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
+        if "ss_network_args" not in meta:
+            raise BenchError(f"lycoris-lora cannot load this file ({error})", path) from None
+        try:
+            args = json.loads(meta["ss_network_args"])
+            dim = int(float(meta.get("ss_network_dim", 4)))
+            alpha = float(meta.get("ss_network_alpha", dim))
+        except (ValueError, TypeError) as exc:
+            raise BenchError(f"unusable ss_network_* metadata ({exc})", path) from None
+        encoders = _text_encoders(self.pipe)
+        text_encoder = encoders[0] if len(encoders) == 1 else encoders
+        network = lycoris_kohya.create_network(
+            multiplier, dim, alpha, None, text_encoder, self.pipe.unet, **args
+        )
+        for lora in network.text_encoder_loras + network.unet_loras:
+            lora.multiplier = multiplier
+        return network
 
     # -- diffusers / PEFT LoRA -----------------------------------------------------------
     def _apply_diffusers_lora(self, path: Path, multiplier: float) -> None:
@@ -161,6 +199,9 @@ def load_full_components(path: Path, fmt: Format, base_source: str | None):
     """State dicts of the UNet and text encoder(s) of a full fine-tune."""
     import diffusers
 
+    from t2i_bench.generation.pipeline import quiet_loaders
+
+    quiet_loaders()
     kwargs = {"local_files_only": True}
     try:
         if fmt is Format.FULL_DIFFUSERS:

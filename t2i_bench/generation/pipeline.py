@@ -19,12 +19,22 @@ _SCHEDULERS = {
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+def quiet_loaders() -> None:
+    """Silence diffusers/transformers loading bars: the CLI draws its own progress."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def load_base_pipeline(
     source: str, seed: int = 0, device: str = "cpu", dtype: str = "float32", scheduler: str = "ddim"
 ):
     """A diffusers pipeline with the safety checker off and progress bars silenced."""
     import diffusers
 
+    quiet_loaders()
     torch_dtype = DTYPES[dtype]
     if source == "tiny":
         from t2i_bench.generation.tiny import build_tiny_pipeline
