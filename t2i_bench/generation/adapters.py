@@ -20,6 +20,7 @@ from t2i_bench.generation.formats import (
     load_state_dict,
     textual_inversion_token,
 )
+from t2i_bench.generation.kohya_names import rename_ldm_keys
 
 _PREFIXES = ("lora_unet", "lora_te")
 
@@ -87,7 +88,7 @@ class AdapterSwitcher:
     def _apply_lycoris(self, path: Path, multiplier: float) -> None:
         import lycoris.kohya as lycoris_kohya
 
-        weights = load_state_dict(path, self.allow_pickle)
+        weights = rename_ldm_keys(load_state_dict(path, self.allow_pickle), self.pipe.unet)
         wanted = adapter_module_names(weights)
         matched = wanted & self._names
         if not wanted or len(matched) < len(wanted):
