@@ -6,7 +6,9 @@ safetensors header, from a file-name regex, and from the config.
 
 from __future__ import annotations
 
+import functools
 import glob as globlib
+import hashlib
 import json
 import math
 import re
@@ -39,6 +41,7 @@ class Checkpoint:
     file_hash: str = ""
     format: str = "base"
     token: str | None = None  # textual inversion: the token the embedding binds
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def is_base(self) -> bool:
@@ -100,43 +103,73 @@ def _number(value: Any) -> Any:
     )
 
 
-def hyperparameters_from_metadata(meta: dict[str, str]) -> dict[str, Any]:
-    """Map kohya ``ss_*`` keys to t2i-bench hyperparameter names."""
+_METADATA_KEYS = {
+    "ss_network_dim": "dim",
+    "ss_network_alpha": "alpha",
+    "ss_learning_rate": "lr",
+    "ss_unet_lr": "unet_lr",
+    "ss_text_encoder_lr": "text_encoder_lr",
+    "ss_epoch": "epoch",
+    "ss_steps": "step",
+    "ss_seed": "seed",
+    "ss_output_name": "output_name",
+}
+_TEXT_KEYS = ("output_name", "algo", "preset")
+_NETWORK_ARGS = ("preset", "factor", "conv_dim", "conv_alpha")
+
+
+def hyperparameters_from_metadata(meta: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Map kohya ``ss_*`` keys to t2i-bench hyperparameter names; junk values are warned
+    about and ignored, never guessed."""
     out: dict[str, Any] = {}
+    warnings: list[str] = []
     args: dict[str, Any] = {}
     if meta.get("ss_network_args"):
         try:
             parsed = json.loads(meta["ss_network_args"])
-            args = parsed if isinstance(parsed, dict) else {}
         except json.JSONDecodeError:
-            args = {}
+            parsed = None
+        if isinstance(parsed, dict):
+            args = parsed
+        else:
+            warnings.append("metadata ss_network_args is not a JSON object; ignored")
     module = meta.get("ss_network_module", "")
     if "algo" in args:
         out["algo"] = str(args["algo"]).lower()
+    elif module.startswith("lycoris"):
+        out["algo"] = "lora"  # lycoris-lora's default algorithm
     elif module:
-        out["algo"] = "lora" if module.endswith("lora") else module.rsplit(".", 1)[-1]
-    for key in ("preset", "factor", "conv_dim", "conv_alpha"):
-        if key in args:
-            out[key] = _number(args[key])
-    simple = {
-        "ss_network_dim": "dim",
-        "ss_network_alpha": "alpha",
-        "ss_learning_rate": "lr",
-        "ss_unet_lr": "unet_lr",
-        "ss_text_encoder_lr": "text_encoder_lr",
-        "ss_epoch": "epoch",
-        "ss_steps": "step",
-        "ss_seed": "seed",
-        "ss_output_name": "output_name",
-    }
-    for key, name in simple.items():
-        if key in meta:
-            value = _number(meta[key])
-            if value is not None:
-                out[name] = value
+        out["algo"] = module.rsplit(".", 1)[-1]  # sd-scripts: networks.lora, networks.dylora…
+    values = {name: args[name] for name in _NETWORK_ARGS if name in args}
+    values.update({name: meta[key] for key, name in _METADATA_KEYS.items() if key in meta})
+    for name, raw in values.items():
+        value = _number(raw)
+        if value is None:
+            continue
+        if isinstance(value, str) and name not in _TEXT_KEYS:
+            warnings.append(f"metadata {name}={raw!r} is not a number; ignored")
+            continue
+        out[name] = value
     if "lr" not in out and "unet_lr" in out:
         out["lr"] = out["unet_lr"]
-    return {k: v for k, v in out.items() if v is not None}
+    return out, warnings
+
+
+def kohya_model_hashes(path: Path) -> set[str]:
+    """Hashes sd-scripts may record for a base model file: the legacy ``model_hash`` (64 KiB
+    at offset 1 MiB) and the file's full sha256."""
+    with open(path, "rb") as handle:
+        handle.seek(0x100000)
+        legacy = hashlib.sha256(handle.read(0x10000)).hexdigest()
+    return {legacy[:8], legacy, file_sha256(path)}
+
+
+def base_model_mismatch(recorded: str, base_hashes: set[str]) -> bool:
+    """True when a recorded base-model hash matches none of the loaded base's hashes."""
+    recorded = recorded.strip().lower()
+    return bool(recorded) and not any(
+        h.startswith(recorded) or recorded.startswith(h) for h in base_hashes
+    )
 
 
 def hyperparameters_from_name(stem: str, pattern: str | None) -> dict[str, Any]:
@@ -158,8 +191,20 @@ def _expand_entry(entry: Any) -> list[Path]:
     return paths
 
 
+@functools.lru_cache(maxsize=4)
+def base_hashes_of(source: str) -> set[str] | None:
+    """Every hash a trainer may have recorded for this base model; None when unknowable."""
+    path = Path(source)
+    if path.is_file():
+        return kohya_model_hashes(path)
+    if path.is_dir():
+        return {tree_sha256(path)}
+    return None
+
+
 def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[Checkpoint]:
     """The base model row followed by every configured checkpoint, in config order."""
+    source = config.base_model.source
     rows = [Checkpoint(name=config.base_model.name, path=None, file_hash="base")]
     seen: dict[str, Path | None] = {rows[0].name: None}
     for entry in config.checkpoints:
@@ -176,8 +221,16 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
             meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
             hyper: dict[str, Any] = {}
             sources: dict[str, str] = {}
+            from_meta, warnings = hyperparameters_from_metadata(meta)
+            recorded = meta.get("ss_sd_model_hash", "")
+            known = base_hashes_of(source) if recorded else None
+            if recorded and known is not None and base_model_mismatch(recorded, known):
+                warnings.append(
+                    f"trained on another base model (ss_sd_model_hash={recorded}, "
+                    f"ss_sd_model_name={meta.get('ss_sd_model_name', '?')})"
+                )
             layers = (
-                (hyperparameters_from_metadata(meta), "metadata"),
+                (from_meta, "metadata"),
                 (hyperparameters_from_name(path.stem, config.filename_pattern), "filename"),
                 (dict(entry.hyperparameters), "config"),
             )
@@ -206,6 +259,42 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
                         file_hash=tree_sha256(path) if path.is_dir() else file_sha256(path),
                         format=fmt.value,
                         token=entry.token,
+                        warnings=[f"{path.name}: {w}" for w in warnings],
                     )
                 )
     return rows
+
+
+@dataclass
+class CheckpointInfo:
+    """What ``t2i-bench inspect`` shows for one file."""
+
+    format: str
+    hyperparameters: dict[str, tuple[Any, str]]  # name -> (value, source)
+    tensors: int
+    modules: dict[str, int]  # kohya prefix -> module count
+    warnings: list[str]
+
+
+def describe_checkpoint(
+    path: Path, pattern: str | None = None, allow_pickle: bool = False
+) -> CheckpointInfo:
+    """Format, hyperparameters with their source, and module counts of one checkpoint."""
+    from t2i_bench.generation.formats import read_keys
+
+    path = Path(path)
+    if not path.exists():
+        raise BenchError("checkpoint file not found", path)
+    fmt = detect_format(path, allow_pickle)
+    keys = [] if path.is_dir() else read_keys(path, allow_pickle)
+    meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
+    from_meta, warnings = hyperparameters_from_metadata(meta)
+    hyper = {k: (v, "metadata") for k, v in from_meta.items()}
+    hyper.update(
+        {k: (v, "filename") for k, v in hyperparameters_from_name(path.stem, pattern).items()}
+    )
+    modules: dict[str, int] = {}
+    for module in {k.split(".")[0] for k in keys if "." in k}:
+        prefix = module.split("_")[0] + ("_" + module.split("_")[1] if "_" in module else "")
+        modules[prefix] = modules.get(prefix, 0) + 1
+    return CheckpointInfo(fmt.value, hyper, len(keys), dict(sorted(modules.items())), warnings)

@@ -60,7 +60,10 @@ def _fail(exc: BenchError) -> None:
 def _prepare(config: Path, output: Path | None, allow_pickle: bool):
     from t2i_bench import runner
 
-    return runner.prepare(config, output, allow_pickle=allow_pickle)
+    bench = runner.prepare(config, output, allow_pickle=allow_pickle)
+    for warning in bench.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    return bench
 
 
 def _stage_generate(run) -> None:
@@ -163,6 +166,31 @@ def demo(
     with progress_bar() as update:
         artifacts = build_demo(out_dir, force=force, progress=update)
     console.print(f"demo ready in {artifacts.base_dir.parent} ({time.perf_counter() - start:.1f}s)")
+
+
+@app.command()
+def inspect(
+    files: Annotated[list[Path], typer.Argument(help="checkpoint files or folders")],
+    pattern: Annotated[
+        str | None, typer.Option(help="regex with named groups read from file names")
+    ] = None,
+    allow_pickle: PickleOpt = False,
+) -> None:
+    """Show each checkpoint's format and the hyperparameters read from it, and from where."""
+    from t2i_bench.checkpoints import describe_checkpoint
+
+    def action() -> None:
+        for path in files:
+            info = describe_checkpoint(path, pattern, allow_pickle)
+            table = Table("hyperparameter", "value", "from", title=f"{path} ({info.format})")
+            for name, (value, source) in info.hyperparameters.items():
+                table.add_row(name, str(value), source)
+            out.print(table)
+            out.print(f"  tensors: {info.tensors}  modules: {info.modules}", highlight=False)
+            for warning in info.warnings:
+                out.print(f"  [yellow]warning:[/] {warning}", highlight=False)
+
+    _guarded(action)
 
 
 @list_app.command("metrics")

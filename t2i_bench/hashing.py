@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -14,8 +15,14 @@ def stable_hash(obj: Any, length: int = 32) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes (streamed)."""
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes; cached while the file's size and mtime are unchanged."""
+    stat = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: str, size: int, mtime_ns: int, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):

@@ -46,6 +46,7 @@ class Run:
     concepts: list[Concept]
     metrics: list[Metric]
     allow_pickle: bool = False
+    warnings: list[str] = field(default_factory=list)
     backbones: Backbones = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,7 +101,9 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     store.write_plan(checkpoints, plan.jobs)
     store.set_meta("provenance", provenance(config))
     store.set_meta("backbone_profile", config.backbones.profile)
-    return Run(config, store, plan, concepts, metrics, allow_pickle)
+    warnings = [w for ckpt in checkpoints for w in ckpt.warnings]
+    store.set_meta("warnings", warnings)
+    return Run(config, store, plan, concepts, metrics, allow_pickle, warnings)
 
 
 def generate(run: Run, progress: Progress | None = None) -> tuple[int, int]:
