@@ -1,21 +1,360 @@
-"""The report stage: tables and the HTML report from what the store holds."""
+"""The report stage: tables, analysis, plots and the HTML report from what the store holds.
+
+``write_report(run)`` writes into the run dir ``leaderboard.csv``, ``metrics.csv`` (the long
+format of docs/analysis.md), ``checkpoints.csv`` (the configs table), ``scores.parquet`` (every
+value with its image, prompt and seed), ``analysis/`` (:func:`run_analysis`) and ``report/``
+(``index.html``, assets, plots with their CSVs, thumbnails).
+"""
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from t2i_bench.report.leaderboard import leaderboard, write_csv
-from t2i_bench.report.tables import checkpoints_frame, scores_frame
+import pandas as pd
+
+from t2i_bench.analysis.analyze import run_analysis
+from t2i_bench.analysis.io import (
+    BASE_CHECKPOINT,
+    ID_COLUMNS,
+    hyperparameter_columns,
+    prepare_configs,
+    read_configs_table,
+    read_metrics_table,
+    write_table,
+)
+from t2i_bench.errors import BenchError
+from t2i_bench.report import html
+from t2i_bench.report.leaderboard import (
+    Tradeoff,
+    directions,
+    present_metrics,
+    write_csv,
+)
+from t2i_bench.report.plots import bars_frame, metric_bars_plot, tradeoff_plot, tradeoff_points
+from t2i_bench.report.tables import (
+    checkpoints_frame,
+    images_frame,
+    metrics_table,
+    per_image_scores,
+    scores_frame,
+    select_scores,
+)
+
+#: Grouped cross-validation folds for the importance analysis: as many as the configurations
+#: allow (two configurations per fold at least), between these bounds.
+MIN_CV_FOLDS = 3
+MAX_CV_FOLDS = 5
+TINY_WARNING = (
+    "Backbone profile 'tiny': the models are small and randomly initialised, so these numbers "
+    "exercise the machinery, not real models. Do not compare them with published results."
+)
+#: Feature dimension assumed for FID when the store has no embeddings of its backbone.
+FID_DEFAULT_DIM = 2048
 
 
-def write_report(run) -> list[Path]:
-    """Write ``leaderboard.csv`` and ``metrics.csv``; return the written paths."""
-    root = run.config.output_dir
-    scores = scores_frame(run.store, run.concepts)
-    checkpoints = checkpoints_frame(run.store)
-    checkpoints["file"] = checkpoints["file"].map(lambda p: Path(p).name if p else "")
-    board = leaderboard(scores, checkpoints)
-    paths = [root / "leaderboard.csv", root / "metrics.csv"]
-    write_csv(board, paths[0])
-    write_csv(scores, paths[1])
-    return paths
+@dataclass
+class Tables:
+    """The store read as tables, and the files written from them."""
+
+    images: pd.DataFrame
+    per_image: pd.DataFrame
+    paths: list[Path]
+
+
+@dataclass
+class Analysis:
+    """What the analysis produced for the report."""
+
+    leaderboard: pd.DataFrame
+    cv_folds: int = 0
+    skipped: str = ""
+    notes: list[str] = field(default_factory=list)
+    plots: pd.DataFrame | None = None
+    r2: pd.DataFrame | None = None
+
+
+def write_report(run: Any, *, tradeoff: Tradeoff | None = None) -> list[Path]:
+    """Write the tables, ``analysis/`` and ``report/index.html``; return the main paths."""
+    root = Path(run.config.output_dir)
+    tables = write_tables(run, root)
+    analysis = analyze(run, root)
+    board = write_table(analysis.leaderboard, root / "leaderboard.csv")
+    index = write_html(run, root, tables, analysis, tradeoff or Tradeoff())
+    return [board, *tables.paths, root / "analysis", index]
+
+
+def write_tables(run: Any, root: Path) -> Tables:
+    """``metrics.csv``, ``checkpoints.csv`` and ``scores.parquet`` from the store."""
+    scores = select_scores(
+        scores_frame(run.store, run.concepts),
+        [m.name for m in run.metrics],
+        [c.name for c in run.concepts],
+        run.config.prompts.types,
+    )
+    images = images_frame(run.store)
+    per_image = per_image_scores(scores, images)
+    paths = [
+        write_csv(metrics_table(per_image), root / "metrics.csv", float_format=None),
+        write_csv(checkpoints_frame(run.store), root / "checkpoints.csv", float_format=None),
+        write_table(per_image, root / "scores.parquet"),
+    ]
+    return Tables(images, per_image, paths)
+
+
+def analyze(run: Any, root: Path) -> Analysis:
+    """Run the analysis on the files just written (as ``t2i-bench analyze`` would).
+
+    Importance needs enough configurations; when it cannot run, the reason becomes a warning
+    (in ``analysis/warnings.txt`` and the report), never an error.
+    """
+    metrics = read_metrics_table(root / "metrics.csv")
+    configs = read_configs_table(root / "checkpoints.csv")
+    out = root / "analysis"
+    shutil.rmtree(out, ignore_errors=True)
+    if not metrics["value"].notna().any():
+        skipped = "no metric values in the store yet: run `t2i-bench score` first"
+        _write_notes(out, [skipped])
+        return Analysis(bare_leaderboard(configs), skipped=skipped)
+    higher = directions(run.metrics)
+    folds = cv_folds_for(configs)
+    kwargs = dict(seed=run.config.seed, on_missing="drop")
+    skipped = "" if folds else too_few_configurations(configs)
+    result = None
+    if folds:
+        try:
+            result = run_analysis(metrics, configs, out, higher, cv_folds=folds, **kwargs)
+        except BenchError as exc:
+            skipped = f"hyperparameter importance (CatBoost + SHAP) skipped: {exc}"
+    if result is None or skipped:
+        result = run_analysis(metrics, configs, out, higher, importance=False, **kwargs)
+    _write_notes(out, [*result.warnings, *([skipped] if skipped else [])])
+    return Analysis(
+        leaderboard=result.leaderboard,
+        cv_folds=0 if skipped else folds,
+        skipped=skipped,
+        notes=list(result.warnings),
+        plots=None if skipped else pd.read_csv(out / "plots.csv"),
+        r2=None if skipped or result.importance is None else result.importance.r2,
+    )
+
+
+def _write_notes(out: Path, notes: list[str]) -> None:
+    """``analysis/warnings.txt``: one warning per line."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "warnings.txt").write_text("".join(f"{n}\n" for n in notes), encoding="utf-8")
+
+
+def configuration_count(configs: pd.DataFrame) -> int:
+    """Distinct configurations (``config_id``) among the adapters."""
+    adapters = configs[configs["checkpoint"].ne(BASE_CHECKPOINT)]
+    return int(adapters["config_id"].nunique())
+
+
+def cv_folds_for(configs: pd.DataFrame) -> int:
+    """Folds for grouped CV: two configurations per fold, 3 to 5 folds; 0 when too few."""
+    folds = min(MAX_CV_FOLDS, configuration_count(configs) // 2)
+    return folds if folds >= MIN_CV_FOLDS else 0
+
+
+def too_few_configurations(configs: pd.DataFrame) -> str:
+    """The warning shown when there are too few configurations for the importance analysis."""
+    return (
+        "hyperparameter importance (CatBoost + SHAP) skipped: grouped cross-validation needs "
+        f"at least {2 * MIN_CV_FOLDS} configurations ({MIN_CV_FOLDS} folds of 2); this run has "
+        f"{configuration_count(configs)}"
+    )
+
+
+def bare_leaderboard(configs: pd.DataFrame) -> pd.DataFrame:
+    """Checkpoints and hyperparameters only, base first: the leaderboard with no values."""
+    table = prepare_configs(configs)
+    ids = [c for c in ID_COLUMNS if c in table.columns and c != "checkpoint"]
+    table = table[["checkpoint", *hyperparameter_columns(table), *ids]]
+    order = table["checkpoint"].ne(BASE_CHECKPOINT).argsort(kind="mergesort")
+    return table.iloc[order].reset_index(drop=True)
+
+
+def write_html(
+    run: Any, root: Path, tables: Tables, analysis: Analysis, tradeoff: Tradeoff
+) -> Path:
+    """Plots, thumbnails and ``report/index.html``."""
+    report_dir = root / "report"
+    shutil.rmtree(report_dir / "plots", ignore_errors=True)
+    higher = directions(run.metrics)
+    board = analysis.leaderboard
+    headers, rows = html.leaderboard_view(board, higher)
+    trade, trade_note = tradeoff_figure(board, tradeoff, higher, report_dir)
+    context = {
+        "title": run.config.name,
+        "alerts": alerts(run, tables, analysis),
+        "failures": run.store.failures(),
+        "summary": summary_items(run, tables, board),
+        "provenance": provenance_items(run),
+        "packages": package_items(run),
+        "headers": headers,
+        "rows": rows,
+        "tradeoff": trade,
+        "tradeoff_note": trade_note,
+        "bars": metric_figures(board, higher, report_dir),
+        "analysis": analysis,
+        "shap": shap_figures(analysis),
+        "r2": [] if analysis.r2 is None else analysis.r2.to_dict("records"),
+        "grids": html.image_grids(tables.images, root, report_dir),
+        "max_columns": html.MAX_GRID_COLUMNS,
+        "fmt": html.format_number,
+    }
+    return html.render_page(context, report_dir)
+
+
+def tradeoff_figure(
+    board: pd.DataFrame, tradeoff: Tradeoff, higher: dict[str, bool], report_dir: Path
+) -> tuple[html.PlotRef | None, str]:
+    """The fidelity-vs-controllability plot, or why it is missing."""
+    if not tradeoff.x.columns(board) or not tradeoff.y.columns(board):
+        return None, (
+            f"The trade-off plot needs {tradeoff.x.metric} and {tradeoff.y.metric} values; "
+            "this run has no values for at least one of them."
+        )
+    points = tradeoff_points(board, tradeoff, higher)
+    x_label, y_label = tradeoff.x.describe(board), tradeoff.y.describe(board)
+    png = tradeoff_plot(points, x_label, y_label, report_dir / "plots" / "tradeoff")
+    caption = (
+        f"x: {x_label}; y: {y_label}; each point a checkpoint (mean over concepts), colour by "
+        "algorithm, star: base model, ringed and joined: the Pareto front."
+    )
+    return _plot_ref(png, report_dir, caption), ""
+
+
+def metric_figures(
+    board: pd.DataFrame, higher: dict[str, bool], report_dir: Path
+) -> list[html.PlotRef]:
+    """One bar chart with CIs per metric."""
+    figures = []
+    for metric in present_metrics(board):
+        stem = report_dir / "plots" / f"bars_{_slug(metric)}"
+        png = metric_bars_plot(bars_frame(board, metric), metric, higher.get(metric, True), stem)
+        caption = (
+            f"{metric}: mean per checkpoint and prompt type with 95% bootstrap CIs over images "
+            "(set metrics have one value per group, hence no interval)."
+        )
+        figures.append(_plot_ref(png, report_dir, caption))
+    return figures
+
+
+def shap_figures(analysis: Analysis) -> list[html.PlotRef]:
+    """The SHAP plots written by the analysis, as listed in ``analysis/plots.csv``."""
+    if analysis.plots is None:
+        return []
+    figures = []
+    for row in analysis.plots.fillna("").itertuples(index=False):
+        if row.kind == "summary":
+            caption = "Share of each target's mean |SHAP| per hyperparameter (R² cv under each)."
+        elif row.kind == "beeswarm":
+            caption = f"SHAP values per checkpoint for {row.target}."
+        else:
+            caption = f"SHAP dependence of {row.target} on {row.feature}."
+        figures.append(html.PlotRef(f"../analysis/{row.png}", f"../analysis/{row.csv}", caption))
+    return figures
+
+
+def alerts(run: Any, tables: Tables, analysis: Analysis) -> list[str]:
+    """Warnings shown at the top of the page."""
+    found = []
+    if run.config.backbones.profile == "tiny":
+        found.append(TINY_WARNING)
+    found.extend(str(w) for w in run.store.get_meta("warnings", []) or [])
+    found.extend(fid_warnings(run, tables.images))
+    if analysis.skipped:
+        found.append(analysis.skipped)
+    failures = run.store.failures()
+    if failures:
+        found.append(f"{len(failures)} failure(s) recorded in the store; see the table below.")
+    return found
+
+
+def fid_warnings(run: Any, images: pd.DataFrame) -> list[str]:
+    """FID-like metrics computed from no more samples than feature dimensions."""
+    found = []
+    rendered = images[images["image"].ne("")]
+    references = min((len(c.image_paths) for c in run.concepts), default=0)
+    for metric in run.metrics:
+        if not metric.name.startswith("fid"):
+            continue
+        used = rendered[rendered["prompt_type"].isin(metric.prompt_types)]
+        sizes = used.groupby(["checkpoint", "concept", "prompt_type"]).size()
+        if sizes.empty:
+            continue
+        n = min(int(sizes.min()), references)
+        dim = feature_dim(run, metric.backbone)
+        if n <= dim:
+            found.append(
+                f"{metric.name} is computed from as few as {n} images per set for {dim}-d "
+                "features: the covariance is rank-deficient and the values are strongly biased; "
+                "compare only values with equal sample counts."
+            )
+    return found
+
+
+def feature_dim(run: Any, role: str | None) -> int:
+    """Embedding dimension of the backbone in ``role`` as stored, else FID_DEFAULT_DIM."""
+    name = (getattr(run.config.backbones, role, None) if role else None) or role or ""
+    rows = run.store.conn.execute("SELECT DISTINCT backbone, dim FROM embeddings").fetchall()
+    dims = [dim for backbone, dim in rows if backbone.split("|", 1)[0] == name]
+    return max(dims) if dims else FID_DEFAULT_DIM
+
+
+def summary_items(run: Any, tables: Tables, board: pd.DataFrame) -> list[tuple[str, str]]:
+    """(label, value) pairs describing the run."""
+    cfg = run.config
+    images = tables.images
+    adapters = board["checkpoint"].ne(BASE_CHECKPOINT)
+    configs = board.loc[adapters, "config_id"].nunique() if "config_id" in board else 0
+    directions_text = ", ".join(
+        f"{m.name} ({'↑' if m.higher_is_better else '↓'}, {m.kind})" for m in run.metrics
+    )
+    sampler = cfg.sampler
+    return [
+        ("run", cfg.name),
+        ("backbone profile", cfg.backbones.profile),
+        ("base model", str(cfg.base_model.source)),
+        ("checkpoints", f"{int(adapters.sum())} adapters in {configs} configurations + base"),
+        ("concepts", ", ".join(f"{c.name} ({c.category})" for c in run.concepts)),
+        ("prompt types", ", ".join(cfg.prompts.types)),
+        ("images", f"{int(images['image'].ne('').sum())} rendered of {len(images)} planned"),
+        ("metric values", str(int(tables.per_image["value"].notna().sum()))),
+        ("metrics", directions_text),
+        (
+            "sampler",
+            f"{sampler.scheduler}, {sampler.steps} steps, guidance {sampler.guidance_scale}, "
+            f"{sampler.width}×{sampler.height}",
+        ),
+        ("seeds", f"{cfg.images_per_prompt} per prompt from seed {cfg.seed}"),
+    ]
+
+
+def provenance_items(run: Any) -> list[tuple[str, str]]:
+    """(label, value) pairs from the store's provenance record."""
+    record = run.store.get_meta("provenance", {}) or {}
+    labels = ("git_revision", "config_hash", "python", "platform")
+    return [(key.replace("_", " "), str(record.get(key) or "unknown")) for key in labels]
+
+
+def package_items(run: Any) -> list[tuple[str, str]]:
+    """(package, version) pairs from the store's provenance record."""
+    record = run.store.get_meta("provenance", {}) or {}
+    return sorted((name, version or "") for name, version in record.get("packages", {}).items())
+
+
+def _plot_ref(png: Path, report_dir: Path, caption: str) -> html.PlotRef:
+    """A plot and its CSV, relative to ``report/``."""
+    csv = png.with_suffix(".csv")
+    return html.PlotRef(
+        png.relative_to(report_dir).as_posix(), csv.relative_to(report_dir).as_posix(), caption
+    )
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

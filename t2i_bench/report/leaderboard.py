@@ -1,29 +1,108 @@
-"""`leaderboard.csv`: a row per checkpoint, hyperparameters, a column per metric × prompt type."""
+"""The leaderboard's columns, metric directions and the trade-off axes read from it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from t2i_bench.metrics.base import Metric
 from t2i_bench.store import atomic_write_bytes
 
-
-def leaderboard(scores: pd.DataFrame, checkpoints: pd.DataFrame) -> pd.DataFrame:
-    """Mean per (checkpoint, metric, prompt type), averaged over concepts."""
-    per_concept = (
-        scores.dropna(subset=["value"])
-        .groupby(["checkpoint", "concept", "metric", "prompt_type"], sort=False)["value"]
-        .mean()
-    )
-    table = per_concept.groupby(["checkpoint", "metric", "prompt_type"], sort=False).mean()
-    wide = table.unstack(["metric", "prompt_type"])
-    wide.columns = [f"{m}.{p}" for m, p in wide.columns]
-    wide = wide[sorted(wide.columns)]
-    return checkpoints.merge(wide, left_on="checkpoint", right_index=True, how="left")
+CI_SUFFIXES = (".ci_low", ".ci_high")
+#: Leaderboard columns that identify rows and are left out of the HTML table.
+HIDDEN_COLUMNS = ("run_id", "config_id", "file", "path")
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Deterministic CSV: 6 significant digits, fixed line endings, atomic write."""
-    text = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+@dataclass(frozen=True)
+class Axis:
+    """One axis of the trade-off plot: a metric averaged over some prompt types."""
+
+    metric: str
+    prompt_types: tuple[str, ...]
+    label: str
+
+    def columns(self, board: pd.DataFrame) -> list[str]:
+        """The ``{metric}.{prompt_type}`` columns of ``board`` this axis averages."""
+        wanted = [f"{self.metric}.{p}" for p in self.prompt_types]
+        return [c for c in wanted if c in board.columns]
+
+    def describe(self, board: pd.DataFrame) -> str:
+        """Axis label naming the prompt types actually averaged."""
+        used = [c.split(".", 1)[1] for c in self.columns(board)]
+        return f"{self.label}: {self.metric} ({', '.join(used)})"
+
+
+@dataclass(frozen=True)
+class Tradeoff:
+    """The fidelity-vs-controllability plot's axes (x: controllability, y: fidelity)."""
+
+    x: Axis = Axis("clip_t", ("alter", "style"), "controllability")
+    y: Axis = Axis("clip_i", ("train", "trigger", "alter"), "fidelity")
+
+
+def directions(metrics: Iterable[Metric]) -> dict[str, bool]:
+    """metric name -> higher is better, from the plugins' declarations."""
+    return {m.name: bool(m.higher_is_better) for m in metrics}
+
+
+def metric_value_columns(board: pd.DataFrame) -> list[str]:
+    """The ``{metric}.{prompt_type}`` mean columns (CI bound columns excluded)."""
+    return [
+        c
+        for c in board.columns
+        if c.count(".") >= 1
+        and not c.endswith(CI_SUFFIXES)
+        and f"{c}{CI_SUFFIXES[0]}" in board.columns
+    ]
+
+
+def info_columns(board: pd.DataFrame) -> list[str]:
+    """Columns shown before the metrics: checkpoint, hyperparameters, rank score."""
+    metric_cols = set(metric_value_columns(board))
+    bounds = {f"{c}{s}" for c in metric_cols for s in CI_SUFFIXES}
+    skip = metric_cols | bounds | set(HIDDEN_COLUMNS)
+    return [c for c in board.columns if c not in skip]
+
+
+def split_metric_column(column: str) -> tuple[str, str]:
+    """``clip_t.alter`` -> (``clip_t``, ``alter``)."""
+    metric, _, prompt_type = column.partition(".")
+    return metric, prompt_type
+
+
+def axis_values(board: pd.DataFrame, axis: Axis) -> pd.Series:
+    """Per-row mean of the axis's columns (NaN where none has a value)."""
+    columns = axis.columns(board)
+    if not columns:
+        return pd.Series(np.nan, index=board.index, dtype="float64")
+    return board[columns].astype("float64").mean(axis=1, skipna=True)
+
+
+def write_csv(frame: pd.DataFrame, path: Path, float_format: str | None = "%.6g") -> Path:
+    """Deterministic CSV (fixed float format, ``\\n`` line ends), written atomically."""
+    text = frame.to_csv(index=False, float_format=float_format, lineterminator="\n")
     atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
+def present_metrics(board: pd.DataFrame) -> list[str]:
+    """Metric names with at least one column in ``board``, in column order."""
+    names: list[str] = []
+    for column in metric_value_columns(board):
+        metric = split_metric_column(column)[0]
+        if metric not in names:
+            names.append(metric)
+    return names
+
+
+def prompt_types_of(board: pd.DataFrame, metric: str) -> Sequence[str]:
+    """The prompt types ``metric`` has columns for, in column order."""
+    return [
+        split_metric_column(c)[1]
+        for c in metric_value_columns(board)
+        if split_metric_column(c)[0] == metric
+    ]

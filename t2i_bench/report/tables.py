@@ -1,15 +1,43 @@
-"""Tables read from the store: long-format scores and the checkpoint table."""
+"""Tables read from the store: metric values, rendered images and checkpoints."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 
 from t2i_bench.concepts import Concept
+from t2i_bench.metrics.base import SET_ITEM
 from t2i_bench.store import RunStore
 
 HYPERPARAMETER_ORDER = ("algo", "preset", "lr", "dim", "alpha", "factor", "epoch", "step", "seed")
+#: Columns of ``metrics.csv``: the long format of docs/analysis.md plus per-image columns.
+METRICS_COLUMNS = (
+    "checkpoint",
+    "concept",
+    "category",
+    "prompt_type",
+    "metric",
+    "value",
+    "image",
+    "seed",
+    "prompt",
+)
+#: Columns of ``scores.parquet``.
+SCORES_COLUMNS = (
+    "checkpoint",
+    "concept",
+    "category",
+    "prompt_type",
+    "prompt",
+    "seed",
+    "image",
+    "metric",
+    "kind",
+    "value",
+)
 
 
 def scores_frame(store: RunStore, concepts: list[Concept]) -> pd.DataFrame:
@@ -25,8 +53,62 @@ def scores_frame(store: RunStore, concepts: list[Concept]) -> pd.DataFrame:
     return frame
 
 
+def images_frame(store: RunStore) -> pd.DataFrame:
+    """One row per planned image: checkpoint, concept, prompt_type, template, prompt, seed,
+    image_key and ``image`` (path relative to the run dir; empty when not rendered)."""
+    frame = pd.read_sql_query(
+        "SELECT j.checkpoint, j.concept, j.prompt_type, j.template, j.prompt, j.seed, "
+        "j.image_key, COALESCE(i.relpath, '') AS image "
+        "FROM jobs j JOIN checkpoints c ON c.name = j.checkpoint "
+        "LEFT JOIN images i ON i.image_key = j.image_key "
+        "ORDER BY c.position, j.concept, j.prompt_type, j.template, j.seed",
+        store.conn,
+    )
+    frame["image"] = frame["image"].map(lambda p: Path(p).as_posix() if p else "")
+    return frame
+
+
+def select_scores(
+    scores: pd.DataFrame,
+    metrics: Iterable[str],
+    concepts: Iterable[str],
+    prompt_types: Iterable[str],
+) -> pd.DataFrame:
+    """Only the values of the configured metrics, concepts and prompt types."""
+    keep = (
+        scores["metric"].isin(list(metrics))
+        & scores["concept"].isin(list(concepts))
+        & scores["prompt_type"].isin(list(prompt_types))
+    )
+    return scores[keep].reset_index(drop=True)
+
+
+def per_image_scores(scores: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+    """Every value with its image, prompt and seed (empty for set metrics): ``scores.parquet``.
+
+    Per-image values whose image is no longer planned are dropped; set values are kept.
+    """
+    keys = ["checkpoint", "concept", "prompt_type"]
+    lookup = images.drop_duplicates([*keys, "image_key"])[
+        [*keys, "image_key", "prompt", "seed", "image"]
+    ].rename(columns={"image_key": "item"})
+    joined = scores.merge(lookup, on=[*keys, "item"], how="left")
+    is_set = joined["item"].eq(SET_ITEM)
+    joined = joined[is_set | joined["image"].notna()].copy()
+    joined["kind"] = is_set[joined.index].map({True: "set", False: "image"})
+    joined["seed"] = joined["seed"].astype("Int64")
+    for col in ("prompt", "image"):
+        joined[col] = joined[col].fillna("")
+    return joined[list(SCORES_COLUMNS)].reset_index(drop=True)
+
+
+def metrics_table(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The long ``metrics.csv`` table (docs/analysis.md): one value per row."""
+    return per_image[list(METRICS_COLUMNS)].copy()
+
+
 def checkpoints_frame(store: RunStore) -> pd.DataFrame:
-    """One row per checkpoint: name, hyperparameters, multiplier, grouping ids, file."""
+    """One row per checkpoint: name, hyperparameters, multiplier, grouping ids, file name."""
     rows = store.conn.execute(
         "SELECT name, path, format, multiplier, hyperparameters, run_id, config_id "
         "FROM checkpoints ORDER BY position"
@@ -35,11 +117,25 @@ def checkpoints_frame(store: RunStore) -> pd.DataFrame:
     for name, path, fmt, multiplier, hyper, run_id, config_id in rows:
         record = {"checkpoint": name, **json.loads(hyper)}
         record.update(
-            format=fmt, multiplier=multiplier, run_id=run_id, config_id=config_id, file=path or ""
+            format=fmt,
+            multiplier=multiplier,
+            run_id=run_id,
+            config_id=config_id,
+            file=Path(path).name if path else "",
         )
         records.append(record)
     frame = pd.DataFrame.from_records(records)
     first = ["checkpoint", *[c for c in HYPERPARAMETER_ORDER if c in frame.columns]]
     last = ["format", "multiplier", "run_id", "config_id", "file"]
     middle = sorted(c for c in frame.columns if c not in first and c not in last)
-    return frame[first + middle + last]
+    return _whole_numbers_as_int(frame[first + middle + last])
+
+
+def _whole_numbers_as_int(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float columns holding only whole numbers (and blanks) as nullable integers."""
+    out = frame.copy()
+    for col in out.columns:
+        values = out[col]
+        if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
+            out[col] = values.astype("Int64")
+    return out
