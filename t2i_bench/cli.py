@@ -30,6 +30,14 @@ OutputOpt = Annotated[
 PickleOpt = Annotated[
     bool, typer.Option("--allow-pickle", help="allow .ckpt/.pt/.bin files (weights_only)")
 ]
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", help="where generation and embedding run: local or ray")
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="existing Ray cluster (default: start one)")
+]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Ray workers (default: CPUs)")]
+GpusOpt = Annotated[float, typer.Option("--gpus-per-task", help="GPUs per Ray worker")]
 
 
 @contextmanager
@@ -57,12 +65,28 @@ def _fail(exc: BenchError) -> None:
     raise typer.Exit(2)
 
 
-def _prepare(config: Path, output: Path | None, allow_pickle: bool):
+def _prepare(
+    config: Path,
+    output: Path | None,
+    allow_pickle: bool,
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    gpus_per_task: float = 0.0,
+):
     from t2i_bench import runner
 
+    if executor not in ("local", "ray"):
+        raise BenchError(f"--executor must be 'local' or 'ray', not {executor!r}")
     bench = runner.prepare(config, output, allow_pickle=allow_pickle)
     for warning in bench.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if executor == "ray":
+        from t2i_bench.executors import RayExecutor
+
+        bench.executor = RayExecutor(
+            runner.pipeline_spec(bench), bench.config.sampler, ray_address, workers, gpus_per_task
+        )
     return bench
 
 
@@ -123,11 +147,21 @@ def _guarded(action: Callable[[], None]) -> None:
 
 
 @app.command()
-def run(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+def run(
+    config: ConfigArg,
+    output: OutputOpt = None,
+    allow_pickle: PickleOpt = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_task: GpusOpt = 0.0,
+) -> None:
     """Plan, generate, score and report: the whole benchmark, resumable."""
 
     def action() -> None:
-        bench = _prepare(config, output, allow_pickle)
+        bench = _prepare(
+            config, output, allow_pickle, executor, ray_address, workers, gpus_per_task
+        )
         _stage_generate(bench)
         _stage_score(bench)
         _stage_report(bench)
@@ -137,9 +171,21 @@ def run(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = F
 
 
 @app.command()
-def generate(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+def generate(
+    config: ConfigArg,
+    output: OutputOpt = None,
+    allow_pickle: PickleOpt = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_task: GpusOpt = 0.0,
+) -> None:
     """Render every planned image the store lacks."""
-    _guarded(lambda: _stage_generate(_prepare(config, output, allow_pickle)))
+    _guarded(
+        lambda: _stage_generate(
+            _prepare(config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+        )
+    )
 
 
 @app.command()

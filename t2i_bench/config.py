@@ -106,6 +106,12 @@ class RunConfig(_Strict):
     backbones: BackbonesConfig = Field(default_factory=BackbonesConfig)
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads per worker for rendering and embedding; CPU float results "
+        "depend on it, so every executor uses the same value (default: this machine's)",
+    )
     filename_pattern: str | None = Field(
         None, description="regex with named groups read as hyperparameters from file names"
     )

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
 from t2i_bench.checkpoints import Checkpoint, resolve_checkpoints
 from t2i_bench.concepts import Concept, load_concept
 from t2i_bench.config import RunConfig, dump_config, load_config
 from t2i_bench.errors import BenchError
+from t2i_bench.executors import Executor, LocalExecutor, RayExecutor, embed_tasks
+from t2i_bench.generation.worker import PipelineSpec, RenderTask
 from t2i_bench.hashing import stable_hash
 from t2i_bench.metrics.base import Metric, get_metric
 from t2i_bench.metrics.embed import (
@@ -47,6 +51,7 @@ class Run:
     metrics: list[Metric]
     allow_pickle: bool = False
     warnings: list[str] = field(default_factory=list)
+    executor: Executor = field(default_factory=LocalExecutor)
     backbones: Backbones = field(init=False)
 
     def __post_init__(self) -> None:
@@ -106,75 +111,104 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     return Run(config, store, plan, concepts, metrics, allow_pickle, warnings)
 
 
-def generate(run: Run, progress: Progress | None = None) -> tuple[int, int]:
-    """Render every image the store lacks; returns (rendered, failed checkpoints)."""
-    from t2i_bench.generation.adapters import AdapterSwitcher
-    from t2i_bench.generation.pipeline import load_base_pipeline
-    from t2i_bench.generation.render import BadImageError, render_batch
+def render_tasks(run: Run, existing: set[str]):
+    """The plan's render batches that miss an image, as picklable tasks."""
+    by_name = {c.name: c for c in run.plan.checkpoints}
+    for batch in run.plan.batches:
+        if all(job.key in existing for job in batch.jobs):
+            continue
+        ckpt = by_name[batch.checkpoint]
+        yield RenderTask(
+            checkpoint=ckpt.name,
+            path=str(ckpt.path) if ckpt.path else None,
+            multiplier=ckpt.multiplier,
+            token=ckpt.token,
+            keys=tuple(j.key for j in batch.jobs),
+            prompts=tuple(j.prompt for j in batch.jobs),
+            seeds=tuple(j.seed for j in batch.jobs),
+        )
 
+
+def pipeline_spec(run: Run) -> PipelineSpec:
+    cfg = run.config
+    return PipelineSpec(
+        source=cfg.base_model.source,
+        seed=cfg.base_model.seed,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        scheduler=cfg.sampler.scheduler,
+        allow_pickle=run.allow_pickle,
+        threads=cfg.threads or torch.get_num_threads(),
+    )
+
+
+def generate(run: Run, progress: Progress | None = None) -> tuple[int, int]:
+    """Render every image the store lacks; returns (rendered, failed checkpoints).
+
+    Whole plan batches are re-rendered (never partial ones), so pixels do not depend on
+    where a previous run stopped; images already stored are not rewritten."""
     run.store.verify_images()
     existing = run.store.existing_images()
-    todo = [b for b in run.plan.batches if any(j.key not in existing for j in b.jobs)]
-    total = sum(len(b.jobs) for b in todo)
-    if not todo:
+    tasks = list(render_tasks(run, existing))
+    if not tasks:
         return 0, 0
-    cfg = run.config
-    pipe = load_base_pipeline(
-        cfg.base_model.source, cfg.base_model.seed, cfg.device, cfg.dtype, cfg.sampler.scheduler
-    )
-    switcher = AdapterSwitcher(pipe, cfg.base_model.source, run.allow_pickle)
-    by_name = {c.name: c for c in run.plan.checkpoints}
-    rendered = failed = done = 0
-    current: str | None = None
-    broken: set[str] = set()
-    for batch in todo:
-        ckpt = by_name[batch.checkpoint]
-        if ckpt.name in broken:
-            done += len(batch.jobs)
-            continue
-        if ckpt.name != current:
-            current = ckpt.name
-            try:
-                if ckpt.is_base:
-                    switcher.remove()
-                else:
-                    switcher.apply(ckpt.path, ckpt.multiplier, ckpt.token)
-                run.store.clear_failure("load", ckpt.name)
-            except Exception as exc:  # a failed checkpoint never takes the run down
-                switcher.remove()
-                run.store.record_failure("load", ckpt.name, _one_line(exc))
-                broken.add(ckpt.name)
-                failed += 1
-                done += len(batch.jobs)
-                continue
-        images = render_batch(
-            pipe, [j.prompt for j in batch.jobs], [j.seed for j in batch.jobs], cfg.sampler
-        )
-        for job, image in zip(batch.jobs, images, strict=True):
-            if isinstance(image, BadImageError):
-                run.store.record_failure("generate", job.key, f"{ckpt.name}: {image}")
-            elif job.key not in existing:
-                run.store.put_image(job.key, image)
-                run.store.clear_failure("generate", job.key)
-                rendered += 1
-        done += len(batch.jobs)
+    total = sum(len(t.keys) for t in tasks)
+    rendered = done = 0
+    failed: set[str] = set()
+    for result in run.executor.render(pipeline_spec(run), run.config.sampler, tasks):
+        task = result.task
+        done += len(task.keys)
+        if result.load_error is not None:
+            if task.checkpoint not in failed:
+                run.store.record_failure("load", task.checkpoint, result.load_error)
+            failed.add(task.checkpoint)
+        else:
+            run.store.clear_failure("load", task.checkpoint)
+            for key, image in zip(task.keys, result.images, strict=True):
+                if isinstance(image, str):
+                    run.store.record_failure("generate", key, f"{task.checkpoint}: {image}")
+                elif key not in existing:
+                    run.store.put_png(key, image)
+                    run.store.clear_failure("generate", key)
+                    existing.add(key)
+                    rendered += 1
         if progress:
             progress("generate", done, total)
-    switcher.remove()
-    return rendered, failed
+    return rendered, len(failed)
 
 
 def embed(run: Run, progress: Progress | None = None) -> int:
     """Embed generated and reference images for every backbone the metrics need."""
-    keys = run.plan.image_keys
-    generated = image_files(run.store, keys)
-    references = reference_shas(run.concepts)
+    torch.set_num_threads(pipeline_spec(run).threads)
+    generated = image_files(run.store, run.plan.image_keys)
+    items = {**generated, **reference_shas(run.concepts)}
+    batch = run.config.backbones.batch_size
     count = 0
     for role in needed_roles(run.metrics):
         backbone = run.backbones.get(role)
-        items = {**generated, **references}
-        count += embed_images(run.store, backbone, items, run.config.backbones.batch_size, progress)
+        if isinstance(run.executor, RayExecutor):
+            count += _embed_sharded(run, role, items, progress)
+        else:
+            count += embed_images(run.store, backbone, items, batch, progress)
     return count
+
+
+def _embed_sharded(run: Run, role: str, items: dict[str, Path], progress) -> int:
+    """Embedding batches on the executor's workers; the driver writes the store."""
+    backbone = run.backbones.get(role)
+    todo = {
+        sha: path for sha, path in items.items() if sha not in run.store.embedded(backbone.identity)
+    }
+    name = getattr(run.config.backbones, role, None) or role
+    cfg = run.config
+    tasks = embed_tasks(name, cfg.backbones.profile, cfg.device, todo, cfg.backbones.batch_size)
+    done = 0
+    for shas, features in run.executor.embed(tasks):
+        run.store.put_embeddings(backbone.identity, dict(zip(shas, features, strict=True)))
+        done += len(shas)
+        if progress:
+            progress(backbone.name, done, len(todo))
+    return len(todo)
 
 
 def score(run: Run, progress: Progress | None = None) -> ScoreSummary:
@@ -189,10 +223,3 @@ def score(run: Run, progress: Progress | None = None) -> ScoreSummary:
             progress("score", done, total)
 
     return score_groups(run.store, groups, run.metrics, run.backbones, run.base.name, report)
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, BenchError):
-        return str(exc)
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()

@@ -156,14 +156,19 @@ class RunStore:
         return {row[0] for row in self.conn.execute("SELECT image_key FROM images")}
 
     def put_image(self, key: str, image: Image.Image) -> str:
-        """Write the PNG atomically, then its row; returns the PNG's sha256."""
-        data = png_bytes(image)
+        """Write the image as PNG atomically, then its row; returns the PNG's sha256."""
+        return self.put_png(key, png_bytes(image))
+
+    def put_png(self, key: str, data: bytes) -> str:
+        """Write encoded PNG bytes atomically, then their row; returns their sha256."""
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
         path = self.image_path(key)
         atomic_write_bytes(path, data)
         sha = bytes_sha256(data)
         self.conn.execute(
             "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)",
-            (key, str(path.relative_to(self.root)), sha, image.width, image.height, time.time()),
+            (key, str(path.relative_to(self.root)), sha, width, height, time.time()),
         )
         return sha
 

@@ -1,0 +1,113 @@
+"""Render tasks: what a worker needs (picklable) and the renderer that runs them.
+
+A ``Renderer`` holds one pipeline and switches checkpoints on it; it returns PNG bytes and
+never writes the store, so the same code serves the local and the Ray executor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from t2i_bench.config import SamplerConfig
+from t2i_bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Everything needed to build the base pipeline in any process."""
+
+    source: str
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    scheduler: str = "ddim"
+    allow_pickle: bool = False
+    threads: int = 1  # CPU threads: float results depend on it, so every worker uses the same
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """One render batch of one checkpoint (``path`` None for the base model)."""
+
+    checkpoint: str
+    path: str | None
+    multiplier: float
+    token: str | None
+    keys: tuple[str, ...]
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass
+class RenderResult:
+    task: RenderTask
+    images: list[bytes | str]  # PNG bytes, or why the image is unusable
+    load_error: str | None = None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: a BenchError as it is, others with their type."""
+    if isinstance(exc, BenchError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+class Renderer:
+    """One loaded pipeline; checkpoints are switched only when the task's differs."""
+
+    def __init__(self, spec: PipelineSpec, sampler: SamplerConfig) -> None:
+        self.spec = spec
+        self.sampler = sampler
+        self.pipe = None
+        self.switcher = None
+        self.current: tuple | None = None
+        self.broken: dict[tuple, str] = {}
+        self.loads = 0  # adapter loads, for tests and benchmarks
+
+    def _ensure_pipeline(self) -> None:
+        if self.pipe is None:
+            from t2i_bench.generation.adapters import AdapterSwitcher
+            from t2i_bench.generation.pipeline import load_base_pipeline
+
+            spec = self.spec
+            self.pipe = load_base_pipeline(
+                spec.source, spec.seed, spec.device, spec.dtype, spec.scheduler
+            )
+            self.switcher = AdapterSwitcher(self.pipe, spec.source, spec.allow_pickle)
+
+    def _switch(self, task: RenderTask) -> None:
+        wanted = (task.path, task.multiplier, task.token)
+        if wanted == self.current:
+            return
+        self.current = None
+        if task.path is None:
+            self.switcher.remove()
+        else:
+            self.switcher.apply(task.path, task.multiplier, task.token)
+            self.loads += 1
+        self.current = wanted
+
+    def run(self, task: RenderTask) -> RenderResult:
+        """Render a task; a checkpoint that fails to load fails all its tasks, once."""
+        import torch
+
+        from t2i_bench.generation.render import BadImageError, render_batch
+        from t2i_bench.store import png_bytes
+
+        torch.set_num_threads(self.spec.threads)
+        self._ensure_pipeline()
+        wanted = (task.path, task.multiplier, task.token)
+        if wanted in self.broken:
+            return RenderResult(task, [], self.broken[wanted])
+        try:
+            self._switch(task)
+        except Exception as exc:  # a failed checkpoint never takes the run down
+            self.switcher.remove()
+            self.broken[wanted] = one_line(exc)
+            return RenderResult(task, [], self.broken[wanted])
+        images = render_batch(self.pipe, task.prompts, task.seeds, self.sampler)
+        out: list[bytes | str] = [
+            str(image) if isinstance(image, BadImageError) else png_bytes(image) for image in images
+        ]
+        return RenderResult(task, out)
