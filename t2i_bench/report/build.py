@@ -3,7 +3,8 @@
 ``write_report(run)`` writes into the run dir ``leaderboard.csv``, ``metrics.csv`` (the long
 format of docs/analysis.md), ``checkpoints.csv`` (the configs table), ``scores.parquet`` (every
 value with its image, prompt and seed), ``analysis/`` (:func:`run_analysis`) and ``report/``
-(``index.html``, assets, plots with their CSVs, thumbnails).
+(``index.html``, assets, plots with their CSVs, thumbnails). ``analysis/`` and ``report/plots/``
+are rewritten on every call; thumbnails are kept (they are named by image key).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -42,6 +43,9 @@ from t2i_bench.report.tables import (
     scores_frame,
     select_scores,
 )
+
+if TYPE_CHECKING:
+    from t2i_bench.runner import Run
 
 #: Grouped cross-validation folds for the importance analysis: as many as the configurations
 #: allow (two configurations per fold at least), between these bounds.
@@ -76,7 +80,7 @@ class Analysis:
     r2: pd.DataFrame | None = None
 
 
-def write_report(run: Any, *, tradeoff: Tradeoff | None = None) -> list[Path]:
+def write_report(run: Run, *, tradeoff: Tradeoff | None = None) -> list[Path]:
     """Write the tables, ``analysis/`` and ``report/index.html``; return the main paths."""
     root = Path(run.config.output_dir)
     tables = write_tables(run, root)
@@ -86,7 +90,7 @@ def write_report(run: Any, *, tradeoff: Tradeoff | None = None) -> list[Path]:
     return [board, *tables.paths, root / "analysis", index]
 
 
-def write_tables(run: Any, root: Path) -> Tables:
+def write_tables(run: Run, root: Path) -> Tables:
     """``metrics.csv``, ``checkpoints.csv`` and ``scores.parquet`` from the store."""
     scores = select_scores(
         scores_frame(run.store, run.concepts),
@@ -104,7 +108,7 @@ def write_tables(run: Any, root: Path) -> Tables:
     return Tables(images, per_image, paths)
 
 
-def analyze(run: Any, root: Path) -> Analysis:
+def analyze(run: Run, root: Path) -> Analysis:
     """Run the analysis on the files just written (as ``t2i-bench analyze`` would).
 
     Importance needs enough configurations; when it cannot run, the reason becomes a warning
@@ -178,7 +182,7 @@ def bare_leaderboard(configs: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_html(
-    run: Any, root: Path, tables: Tables, analysis: Analysis, tradeoff: Tradeoff
+    run: Run, root: Path, tables: Tables, analysis: Analysis, tradeoff: Tradeoff
 ) -> Path:
     """Plots, thumbnails and ``report/index.html``."""
     report_dir = root / "report"
@@ -260,7 +264,7 @@ def shap_figures(analysis: Analysis) -> list[html.PlotRef]:
     return figures
 
 
-def alerts(run: Any, tables: Tables, analysis: Analysis) -> list[str]:
+def alerts(run: Run, tables: Tables, analysis: Analysis) -> list[str]:
     """Warnings shown at the top of the page."""
     found = []
     if run.config.backbones.profile == "tiny":
@@ -275,7 +279,7 @@ def alerts(run: Any, tables: Tables, analysis: Analysis) -> list[str]:
     return found
 
 
-def fid_warnings(run: Any, images: pd.DataFrame) -> list[str]:
+def fid_warnings(run: Run, images: pd.DataFrame) -> list[str]:
     """FID-like metrics computed from no more samples than feature dimensions."""
     found = []
     rendered = images[images["image"].ne("")]
@@ -298,7 +302,7 @@ def fid_warnings(run: Any, images: pd.DataFrame) -> list[str]:
     return found
 
 
-def feature_dim(run: Any, role: str | None) -> int:
+def feature_dim(run: Run, role: str | None) -> int:
     """Embedding dimension of the backbone in ``role`` as stored, else FID_DEFAULT_DIM."""
     name = (getattr(run.config.backbones, role, None) if role else None) or role or ""
     rows = run.store.conn.execute("SELECT DISTINCT backbone, dim FROM embeddings").fetchall()
@@ -306,7 +310,7 @@ def feature_dim(run: Any, role: str | None) -> int:
     return max(dims) if dims else FID_DEFAULT_DIM
 
 
-def summary_items(run: Any, tables: Tables, board: pd.DataFrame) -> list[tuple[str, str]]:
+def summary_items(run: Run, tables: Tables, board: pd.DataFrame) -> list[tuple[str, str]]:
     """(label, value) pairs describing the run."""
     cfg = run.config
     images = tables.images
@@ -335,14 +339,14 @@ def summary_items(run: Any, tables: Tables, board: pd.DataFrame) -> list[tuple[s
     ]
 
 
-def provenance_items(run: Any) -> list[tuple[str, str]]:
+def provenance_items(run: Run) -> list[tuple[str, str]]:
     """(label, value) pairs from the store's provenance record."""
     record = run.store.get_meta("provenance", {}) or {}
     labels = ("git_revision", "config_hash", "python", "platform")
     return [(key.replace("_", " "), str(record.get(key) or "unknown")) for key in labels]
 
 
-def package_items(run: Any) -> list[tuple[str, str]]:
+def package_items(run: Run) -> list[tuple[str, str]]:
     """(package, version) pairs from the store's provenance record."""
     record = run.store.get_meta("provenance", {}) or {}
     return sorted((name, version or "") for name, version in record.get("packages", {}).items())
