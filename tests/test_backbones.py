@@ -173,6 +173,8 @@ TINY_NAMES = [
     "inception_v3_fid",
     "lpips_alex",
     "vgg19_gram",
+    "pickscore",
+    "image_reward",
 ]
 
 
@@ -299,3 +301,98 @@ def test_vgg_gram_embedding_distance_is_style_loss() -> None:
     np.testing.assert_allclose(
         sq_distance_pairs(bb.embed_images(a), bb.embed_images(b)), loss, rtol=1e-4
     )
+
+
+# ----------------------------------------------------------------------------- PickScore
+
+
+def test_pickscore_real_loader_and_direct_transformers(tmp_path) -> None:
+    """Model and processor saved with save_pretrained, read by the real loader offline;
+    scores equal CLIPModel's own logits_per_image (logit_scale.exp() * cosine) within 1e-4."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    from t2i_bench.backbones.pickscore import build_tiny_pickscore, make_pickscore, tiny_processor
+    from t2i_bench.metrics.functional import pickscore
+
+    d = tmp_path / "pickscore"
+    build_tiny_pickscore().save_pretrained(d)
+    tiny_processor().save_pretrained(d)
+    real = make_pickscore("real", weights=str(d), batch_size=2)
+    tiny = make_pickscore("tiny")
+    assert real.preprocessing == tiny.preprocessing and real.logit_scale == tiny.logit_scale
+    ims = _images(4, seed=12)
+    prompts = ["a photo of a dog", "olis stuffed toy in a chef's outfit, cooking", "x", "a b c"]
+    ours = pickscore(real.embed_images(ims), real.embed_texts(prompts), real.logit_scale)
+    np.testing.assert_allclose(real.embed_images(ims), tiny.embed_images(ims), atol=1e-6)
+    model, proc = CLIPModel.from_pretrained(d).eval(), CLIPProcessor.from_pretrained(d)
+    with torch.no_grad():
+        for i, (im, p) in enumerate(zip(ims, prompts, strict=True)):
+            inputs = proc(text=[p], images=[im], padding=True, return_tensors="pt")
+            direct = float(model(**inputs).logits_per_image[0, 0])
+            assert ours[i] == pytest.approx(direct, abs=1e-4)
+    assert real.text_forward_calls == 2 and real.forward_calls == 4
+
+
+def test_pickscore_tokenizer_matches_open_clip_bpe() -> None:
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from t2i_bench.backbones.pickscore import clip_bpe_tokenizer
+
+    text = "A photo of an olis stuffed-toy, cooking!!  in the style of Watercolor 3.5"
+    ids = clip_bpe_tokenizer()(text)["input_ids"]
+    assert ids == [49406, *SimpleTokenizer().encode(text), 49407]
+
+
+# --------------------------------------------------------------------------- ImageReward
+
+
+def _image_reward_fixture():
+    import importlib.util
+    from pathlib import Path
+
+    d = Path(__file__).parent / "fixtures" / "image_reward"
+    spec = importlib.util.spec_from_file_location("ir_fixture", d / "make_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return d, module, json.loads((d / "expected.json").read_text())
+
+
+def test_image_reward_matches_the_image_reward_package() -> None:
+    """A checkpoint saved from the image-reward 1.5 package's own ImageReward model (small BLIP,
+    random O(1) weights; tests/fixtures/image_reward/make_fixture.py) loads through the real
+    loader and reproduces the package's score(prompt, image) within 1e-4."""
+    from t2i_bench.backbones.image_reward import make_image_reward
+
+    d, fixture, expected = _image_reward_fixture()
+    bb = make_image_reward("real", weights=str(d), batch_size=4)
+    ims = fixture.images()
+    cases = expected["cases"]
+    scores = bb.score([ims[c["image"]] for c in cases], [c["prompt"] for c in cases])
+    np.testing.assert_allclose(scores, [c["score"] for c in cases], atol=1e-4, rtol=0)
+    assert float(np.ptp(scores)) > 0.1  # images and prompts both matter
+    # one image embedding, reused across prompts
+    emb = bb.embed_images(ims[:1])
+    s = bb.score_embeddings(np.repeat(emb, 3, axis=0), fixture.PROMPTS)
+    np.testing.assert_allclose(s, [c["score"] for c in cases[:3]], atol=1e-4)
+
+
+def test_image_reward_state_dict_round_trip(tmp_path) -> None:
+    from t2i_bench.backbones.image_reward import (
+        build_tiny_image_reward,
+        make_image_reward,
+        tiny_med_config,
+        to_image_reward_state_dict,
+    )
+
+    model, tok = build_tiny_image_reward()
+    torch.save(to_image_reward_state_dict(model), tmp_path / "ImageReward.pt")
+    (tmp_path / "med_config.json").write_text(json.dumps(tiny_med_config(tok)))
+    (tmp_path / "vocab.txt").write_text(
+        "\n".join(t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])[:-2])
+    )
+    real = make_image_reward("real", weights=str(tmp_path))
+    tiny = make_image_reward("tiny")
+    ims, prompts = _images(3, seed=13), ["a dog", "the cat, cooking", "zzz"]
+    np.testing.assert_allclose(real.score(ims, prompts), tiny.score(ims, prompts), atol=1e-6)
+    with pytest.raises(BenchError, match="not found"):
+        make_image_reward("real", weights=str(tmp_path / "nope"))

@@ -57,6 +57,12 @@ def test_clip_score_conventions() -> None:
         F.clip_score(img, txt, "x3")  # type: ignore[arg-type]
 
 
+def test_pickscore_formula() -> None:
+    img, txt = _rng(16).normal(size=(5, 8)), _rng(17).normal(size=(5, 8))
+    cos = [a @ b / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(img, txt, strict=True)]
+    np.testing.assert_allclose(F.pickscore(img, txt, 100.0), 100.0 * np.array(cos), rtol=1e-12)
+
+
 def test_clip_score_x100_matches_torchmetrics_formula() -> None:
     """torchmetrics' CLIPScore is 100·max(cos, 0) averaged; its internal helper takes features
     only through a model, so the check is on the documented formula with torch ops, 1e-10."""
@@ -257,6 +263,8 @@ def _images(n: int, seed: int, size: tuple[int, int] = (72, 96)) -> list:
         "inception_v3_fid",
         "lpips_alex",
         "vgg19_gram",
+        "pickscore",
+        "image_reward",
     ],
 )
 def test_backbone_batch_size_invariance(name: str) -> None:
@@ -273,6 +281,30 @@ def test_backbone_batch_size_invariance(name: str) -> None:
         np.testing.assert_allclose(o, outs[0], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["clip_vit_b32", "pickscore"])
+def test_text_embedding_batch_size_invariance(name: str) -> None:
+    """Text embeddings (padding differs per batch) agree within 1e-5 for batch sizes 1, 7, 32."""
+    from t2i_bench.backbones.base import load_backbone
+
+    texts = [f"a photo of olis {'very ' * (i % 4)}stuffed toy number {i}" for i in range(9)]
+    outs = [load_backbone(name, "tiny", batch_size=bs).embed_texts(texts) for bs in (1, 7, 32)]
+    for o in outs[1:]:
+        np.testing.assert_allclose(o, outs[0], atol=1e-5, rtol=0)
+
+
+def test_image_reward_score_batch_size_invariance() -> None:
+    from t2i_bench.backbones.base import load_backbone
+
+    ims = _images(9, seed=23)
+    prompts = [f"a {'big ' * (i % 3)}dog {i}" for i in range(9)]
+    outs = [
+        load_backbone("image_reward", "tiny", batch_size=bs).score(ims, prompts)
+        for bs in (1, 7, 32)
+    ]
+    for o in outs[1:]:
+        np.testing.assert_allclose(o, outs[0], atol=1e-5, rtol=0)
+
+
 # ---------------------------------------------------------------------------------- LPIPS
 
 
@@ -281,7 +313,6 @@ def test_lpips_backbone_matches_lpips_package(tmp_path) -> None:
     the same weights: the package's bundled linear layers and its AlexNet (random, seeded)
     saved as a torchvision checkpoint and read by our real loader. Relative tolerance 1e-5."""
     lpips = pytest.importorskip("lpips")
-    import torchvision
 
     from t2i_bench.backbones.lpips_net import make_lpips
 
@@ -289,10 +320,11 @@ def test_lpips_backbone_matches_lpips_package(tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False).eval()
-    sd = torchvision.models.alexnet(weights=None).state_dict()
-    for key, value in ref.net.state_dict().items():  # slice<k>.<features index>.<param>
+    sd = {}  # torchvision layout (features.<index>.<param>) from lpips' slice<k>.<index>.<param>
+    for key, value in ref.net.state_dict().items():
         _, index, param = key.split(".")
         sd[f"features.{index}.{param}"] = value
+    sd["classifier.1.weight"] = torch.zeros(2, 2)  # real files carry a classifier: ignored
     ckpt = tmp_path / "alexnet-owt-7be5be79.pth"
     torch.save(sd, ckpt)
     ours = make_lpips("real", alexnet_weights=str(ckpt), size=96, batch_size=3)

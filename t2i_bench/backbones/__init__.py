@@ -3,7 +3,9 @@
 from t2i_bench.backbones import (
     clip,  # noqa: F401  (registers clip_vit_b32, clip_vit_l14)
     dino,  # noqa: F401  (dinov2_vitl14, dino_vits16)
+    image_reward,  # noqa: F401  (image_reward)
     inception,  # noqa: F401  (inception_v3_fid)
     lpips_net,  # noqa: F401  (lpips_alex)
+    pickscore,  # noqa: F401  (pickscore)
     vgg,  # noqa: F401  (vgg19_gram)
 )

@@ -10,8 +10,8 @@ image is embedded once and every pairwise LPIPS is a squared distance
 ``real``: torchvision's ImageNet AlexNet (``alexnet-owt-7be5be79.pth``: ``alexnet_weights=``,
 ``T2I_BENCH_ALEXNET_WEIGHTS`` or the torch hub cache) and the v0.1 ``alex.pth`` linear
 layers (``weights=``, ``T2I_BENCH_LPIPS_WEIGHTS`` or the copy bundled with the ``lpips``
-package). ``tiny``: the same AlexNet seeded-random, seeded |N(0,1)|/C linear weights,
-64x64 input.
+package). ``tiny``: the same AlexNet features seeded-random, seeded |N(0,1)|/C linear
+weights, 64x64 input. Only AlexNet's ``features`` are built or loaded.
 """
 
 from __future__ import annotations
@@ -98,9 +98,21 @@ def _bundled_lin() -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def build_tiny_lpips(seed: int = TINY_SEED) -> LPIPSNet:
-    with seeded(seed):
+def alexnet_features() -> torch.nn.Sequential:
+    """torchvision AlexNet's ``features`` (uninitialised), without allocating the classifier."""
+    with torch.device("meta"):
         features = torchvision.models.alexnet(weights=None).features
+    return features.to_empty(device="cpu")
+
+
+def build_tiny_lpips(seed: int = TINY_SEED) -> LPIPSNet:
+    """Seeded AlexNet features (PyTorch's default conv init, in construction order) and
+    seeded non-negative linear weights."""
+    with seeded(seed):
+        features = alexnet_features()
+        for m in features:
+            if isinstance(m, torch.nn.Conv2d):
+                m.reset_parameters()
         lin = [torch.randn(c).abs() / c for c in CHANNELS]
     return LPIPSNet(features, lin).eval()
 
@@ -122,12 +134,14 @@ def load_real_lpips(
         raise BenchError(
             "torchvision ImageNet AlexNet weights not found; set T2I_BENCH_ALEXNET_WEIGHTS", alex
         )
-    net = torchvision.models.alexnet(weights=None)
+    features = alexnet_features()
     try:
-        net.load_state_dict(torch.load(alex, map_location="cpu", weights_only=True))
+        sd = torch.load(alex, map_location="cpu", weights_only=True)
+        sd = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
+        features.load_state_dict(sd)  # the classifier's weights are never used
     except Exception as exc:
         raise BenchError(f"cannot load AlexNet weights ({exc})", alex) from exc
-    model = LPIPSNet(net.features, read_lin_weights(lin_path)).eval()
+    model = LPIPSNet(features, read_lin_weights(lin_path)).eval()
     published = os.path.basename(alex) == ALEXNET_FILE and lin_path == _bundled_lin()
     label = (
         "alexnet-owt+lpips-v0.1"

@@ -92,6 +92,12 @@ def clip_score(img: ArrayLike, txt: ArrayLike, convention: ClipConvention = "raw
     raise ValueError(f"unknown CLIP score convention {convention!r}; use one of {CLIP_CONVENTIONS}")
 
 
+def pickscore(img: ArrayLike, txt: ArrayLike, logit_scale: float) -> np.ndarray:
+    """Per-image PickScore: ``logit_scale`` · cos(image_i, text_i), the raw logit-scaled value
+    (``logit_scale`` is ``exp`` of the model's learned scale, ~100 for PickScore_v1)."""
+    return float(logit_scale) * paired_cosine(img, txt)
+
+
 # ------------------------------------------------------------------------------------ FID
 
 
