@@ -45,6 +45,15 @@ def test_cosine_family_against_brute_force() -> None:
     )
 
 
+def test_paired_cosine_brute_force() -> None:
+    """dino_base / prompt_similarity / clip_t rows: 1e-12 vs a per-row loop."""
+    a, b = _rng(18).normal(size=(6, 7)), _rng(19).normal(size=(6, 7))
+    loop = [x @ y / np.linalg.norm(x) / np.linalg.norm(y) for x, y in zip(a, b, strict=True)]
+    np.testing.assert_allclose(F.paired_cosine(a, b), loop, atol=1e-12)
+    with pytest.raises(ValueError):
+        F.paired_cosine(a, b[:3])
+
+
 def test_clip_score_conventions() -> None:
     img = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
     txt = np.array([[1.0, 0.0], [-1.0, 0.0], [-0.6, 0.8]])
