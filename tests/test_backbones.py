@@ -393,3 +393,34 @@ def test_image_reward_state_dict_round_trip(tmp_path) -> None:
     np.testing.assert_allclose(real.score(ims, prompts), tiny.score(ims, prompts), atol=1e-6)
     with pytest.raises(BenchError, match="not found"):
         make_image_reward("real", weights=str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize(
+    ("name", "arch", "quick_gelu"),
+    [("clip_vit_b32", "ViT-B-32", True), ("clip_vit_l14", "ViT-L-14", False)],
+)
+def test_clip_real_published_arguments(name, arch, quick_gelu, tmp_path, monkeypatch) -> None:
+    """The real loader asks open_clip for the published architecture, the tag's QuickGELU
+    setting and preprocessing (building the full-size models is left out: too slow here)."""
+    import t2i_bench.backbones.clip as clip_mod
+
+    calls = []
+
+    def fake_create_model(model_name, **kwargs):
+        calls.append((model_name, kwargs))
+        return build_tiny_clip()
+
+    monkeypatch.setattr(clip_mod.open_clip, "create_model", fake_create_model)
+    monkeypatch.delenv(clip_mod.SPECS[name].env_var, raising=False)
+    ckpt = tmp_path / "weights.bin"
+    ckpt.write_bytes(b"x")
+    bb = make_clip(name, "real", weights=str(ckpt))
+    model_name, kwargs = calls[0]
+    assert model_name == arch and kwargs["pretrained"] == str(ckpt)
+    assert kwargs["force_quick_gelu"] is quick_gelu and kwargs["require_pretrained"] is True
+    assert kwargs["force_preprocess_cfg"]["interpolation"] == "bicubic"
+    assert tuple(kwargs["force_preprocess_cfg"]["mean"]) == open_clip.OPENAI_DATASET_MEAN
+    assert bb.weights == "file:weights.bin:1"
+    calls.clear()
+    make_clip(name, "real")  # default: the published tag, resolved through the hub cache
+    assert calls[0][0] == arch and calls[0][1]["pretrained"] == clip_mod.SPECS[name].tag
