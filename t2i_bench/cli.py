@@ -146,6 +146,20 @@ def _guarded(action: Callable[[], None]) -> None:
         _fail(exc)
 
 
+def _run_stages(stages: tuple[Callable, ...], *prepare_args) -> None:
+    """Prepare a run, run ``stages`` on it, and always release its lock and store."""
+
+    def action() -> None:
+        bench = _prepare(*prepare_args)
+        try:
+            for stage in stages:
+                stage(bench)
+        finally:
+            bench.close()
+
+    _guarded(action)
+
+
 @app.command()
 def run(
     config: ConfigArg,
@@ -157,17 +171,8 @@ def run(
     gpus_per_task: GpusOpt = 0.0,
 ) -> None:
     """Plan, generate, score and report: the whole benchmark, resumable."""
-
-    def action() -> None:
-        bench = _prepare(
-            config, output, allow_pickle, executor, ray_address, workers, gpus_per_task
-        )
-        _stage_generate(bench)
-        _stage_score(bench)
-        _stage_report(bench)
-        _finish(bench)
-
-    _guarded(action)
+    stages = (_stage_generate, _stage_score, _stage_report, _finish)
+    _run_stages(stages, config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
 
 
 @app.command()
@@ -181,23 +186,27 @@ def generate(
     gpus_per_task: GpusOpt = 0.0,
 ) -> None:
     """Render every planned image the store lacks."""
-    _guarded(
-        lambda: _stage_generate(
-            _prepare(config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
-        )
-    )
+    stages = (_stage_generate,)
+    _run_stages(stages, config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
 
 
 @app.command()
-def score(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+def score(
+    config: ConfigArg,
+    output: OutputOpt = None,
+    allow_pickle: PickleOpt = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = None,
+) -> None:
     """Embed images and compute every metric value the store lacks."""
-    _guarded(lambda: _stage_score(_prepare(config, output, allow_pickle)))
+    _run_stages((_stage_score,), config, output, allow_pickle, executor, ray_address, workers)
 
 
 @app.command()
 def report(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
     """Write the leaderboard and report from what the store holds."""
-    _guarded(lambda: _stage_report(_prepare(config, output, allow_pickle)))
+    _run_stages((_stage_report,), config, output, allow_pickle)
 
 
 @app.command()

@@ -116,7 +116,8 @@ class RayExecutor:
         except ImportError:
             raise BenchError("--executor ray needs Ray: pip install 't2i-bench[ray]'") from None
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        if not ray.is_initialized():
+        self.started = not ray.is_initialized()
+        if self.started:
             kwargs = {"include_dashboard": False, "log_to_driver": False}
             if address:
                 ray.init(address=address, **kwargs)
@@ -166,6 +167,8 @@ class RayExecutor:
         for worker in self.actors:
             self.ray.kill(worker)
         self.actors = []
+        if self.started:
+            self.ray.shutdown()
 
 
 def embed_tasks(

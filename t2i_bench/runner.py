@@ -34,7 +34,7 @@ from t2i_bench.metrics.embed import (
 from t2i_bench.metrics.score import ScoreSummary, build_groups, score_groups
 from t2i_bench.plan import Plan, base_model_identity, make_plan
 from t2i_bench.prompts import load_prompt_set
-from t2i_bench.store import RunStore, atomic_write_bytes
+from t2i_bench.store import RunLock, RunStore, atomic_write_bytes
 
 Progress = Callable[[str, int, int], None]  # (task label, done, total)
 PACKAGES = ("t2i-bench", "torch", "diffusers", "transformers", "open_clip_torch", "lycoris-lora")
@@ -52,10 +52,18 @@ class Run:
     allow_pickle: bool = False
     warnings: list[str] = field(default_factory=list)
     executor: Executor = field(default_factory=LocalExecutor)
+    lock: RunLock | None = None
     backbones: Backbones = field(init=False)
 
     def __post_init__(self) -> None:
         self.backbones = Backbones(self.config.backbones, self.config.device)
+
+    def close(self) -> None:
+        """Release the executor, the lock and the database."""
+        self.executor.close()
+        if self.lock is not None:
+            self.lock.release()
+        self.store.close()
 
     @property
     def base(self) -> Checkpoint:
@@ -102,13 +110,16 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     identity = base_model_identity(config.base_model.source, config.base_model.seed)
     plan = make_plan(config, checkpoints, concepts, prompt_set, identity)
     store = RunStore(config.output_dir)
+    lock = store.lock()
     atomic_write_bytes(config.output_dir / "config.yaml", dump_config(config).encode())
     store.write_plan(checkpoints, plan.jobs)
     store.set_meta("provenance", provenance(config))
     store.set_meta("backbone_profile", config.backbones.profile)
     warnings = [w for ckpt in checkpoints for w in ckpt.warnings]
     store.set_meta("warnings", warnings)
-    return Run(config, store, plan, concepts, metrics, allow_pickle, warnings)
+    if lock.took_over:
+        warnings.append(f"took over the lock of a run that is gone ({lock.took_over})")
+    return Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)
 
 
 def render_tasks(run: Run, existing: set[str]):

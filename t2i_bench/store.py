@@ -6,9 +6,11 @@ row is committed right after its file exists, so a kill loses at most the item i
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import socket
 import sqlite3
 import tempfile
 import time
@@ -20,6 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from t2i_bench import faults
+from t2i_bench.errors import BenchError
 from t2i_bench.hashing import bytes_sha256
 
 SCHEMA = """
@@ -82,6 +86,50 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+class RunLock:
+    """An exclusive lock on a run folder, held while a run writes to it.
+
+    ``flock`` is released by the OS when its process dies, even by SIGKILL, so a lock left by
+    a dead run is taken over; the file only records who held it, for messages."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / "run.lock"
+        self.handle = None
+        self.took_over: str | None = None
+
+    def acquire(self) -> RunLock:
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the run's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown process"
+            handle.close()
+            raise BenchError(
+                f"in use by another t2i-bench run ({holder}); wait for it to finish "
+                "or choose another --output",
+                self.path.parent,
+            ) from None
+        handle.seek(0)
+        previous = handle.read().strip()
+        self.took_over = previous or None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.seek(0)
+            self.handle.truncate()
+            self.handle.flush()
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
 class RunStore:
     """A run folder: the SQLite database and the images it points to."""
 
@@ -96,6 +144,10 @@ class RunStore:
 
     def close(self) -> None:
         self.conn.close()
+
+    def lock(self) -> RunLock:
+        """Take the run folder's lock (a one-line BenchError while another run holds it)."""
+        return RunLock(self.root).acquire()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -170,6 +222,7 @@ class RunStore:
             "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?)",
             (key, str(path.relative_to(self.root)), sha, width, height, time.time()),
         )
+        faults.checkpoint("image")
         return sha
 
     def image_rows(self) -> dict[str, tuple[str, str]]:
@@ -178,7 +231,10 @@ class RunStore:
         return {key: (rel, sha) for key, rel, sha in rows}
 
     def verify_images(self) -> list[str]:
-        """Drop rows whose PNG is missing or altered (e.g. after a crash); return their keys."""
+        """Drop rows whose PNG is missing or altered (e.g. after a crash) and temporary files
+        a killed write left behind; return the dropped keys."""
+        for leftover in (self.root / "images").glob("*/.*.tmp"):
+            leftover.unlink(missing_ok=True)
         bad = []
         for key, (rel, sha) in self.image_rows().items():
             path = self.root / rel
@@ -207,6 +263,7 @@ class RunStore:
                     for sha, v in items.items()
                 ],
             )
+        faults.checkpoint("embedding")
 
     def get_embeddings(self, backbone: str, shas: list[str]) -> np.ndarray:
         """An (n, d) array in the order of ``shas``; every sha must be embedded."""
@@ -282,6 +339,7 @@ class RunStore:
                     for item, v in values.items()
                 ],
             )
+        faults.checkpoint("score")
 
     # -- failures ------------------------------------------------------------------------
     def record_failure(self, stage: str, item: str, error: str) -> None:
