@@ -85,8 +85,16 @@ class PromptsConfig(_Strict):
 
 
 class BackbonesConfig(_Strict):
+    """Which registered backbone plays each role; metrics ask for roles, never models."""
+
     profile: Literal["tiny", "real"] = "tiny"
-    clip: str = "clip_vit_b32"
+    clip: Literal["clip_vit_b32", "clip_vit_l14"] = "clip_vit_l14"
+    dino: Literal["dinov2_vitl14", "dino_vits16"] = "dinov2_vitl14"
+    inception: str = "inception_v3_fid"
+    lpips: str = "lpips_alex"
+    vgg: str = "vgg19_gram"
+    pickscore: str = "pickscore"
+    image_reward: str = "image_reward"
     batch_size: int = Field(32, ge=1)
 
 

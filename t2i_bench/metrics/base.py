@@ -11,6 +11,7 @@ import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +36,22 @@ class Group:
     reference_shas: list[str]
     features: Callable[[str, list[str]], np.ndarray] = field(repr=False)
     text_features: Callable[[str, list[str]], np.ndarray] = field(repr=False)
+    backbone: Callable[[str], Any] = field(repr=False, default=None)  # role -> Backbone
+    templates: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings metrics raise about their values
 
     def image_features(self, role: str) -> np.ndarray:
         return self.features(role, self.image_shas)
 
     def reference_features(self, role: str) -> np.ndarray:
         return self.features(role, self.reference_shas)
+
+    def by_prompt(self) -> list[list[int]]:
+        """Indices of the group's images, one list per prompt (in order of appearance)."""
+        index: dict[str, list[int]] = {}
+        for i, prompt in enumerate(self.prompts):
+            index.setdefault(prompt, []).append(i)
+        return list(index.values())
 
     def paired_base(self) -> tuple[list[int], list[str]]:
         """Indices of images that have a base-model twin, and the twins' shas."""

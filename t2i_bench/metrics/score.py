@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from t2i_bench.concepts import Concept
 from t2i_bench.hashing import stable_hash
@@ -22,6 +22,7 @@ class ScoreSummary:
     computed: int = 0
     skipped: int = 0
     failed: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_groups(
@@ -66,6 +67,8 @@ def build_groups(
                 reference_shas=ref_shas[concept],
                 features=reader,
                 text_features=text_reader,
+                backbone=backbones.get,
+                templates=[m[3] for m in members],
             )
         )
     return groups
@@ -94,6 +97,7 @@ def score_groups(
     """Compute every applicable (metric, group) whose identity changed; record failures."""
     summary = ScoreSummary()
     stored = store.score_identities()
+    notes: dict[str, list[str]] = store.get_meta("score_notes", {}) or {}
     work = [(m, g) for g in groups for m in metrics if g.prompt_type in m.prompt_types]
     for done, (metric, group) in enumerate(work, 1):
         item = f"{metric.name}/{group.checkpoint}/{group.concept.name}/{group.prompt_type}"
@@ -112,9 +116,13 @@ def score_groups(
                 store.record_failure("score", item, f"{type(exc).__name__}: {exc}")
                 summary.failed += 1
             else:
+                notes[item] = list(group.notes)
+                summary.warnings.extend(f"{item}: {note}" for note in group.notes)
+                group.notes.clear()
                 store.put_scores(*key, identity=identity, values=values)
                 store.clear_failure("score", item)
                 summary.computed += 1
         if progress:
             progress(done, len(work))
+    store.set_meta("score_notes", {k: v for k, v in sorted(notes.items()) if v})
     return summary

@@ -1,3 +1,10 @@
 """Built-in metric plugins; importing this package registers them."""
 
-from t2i_bench.metrics.plugins import fidelity, text_alignment  # noqa: F401
+from t2i_bench.metrics.plugins import (  # noqa: F401
+    distribution,
+    diversity,
+    fidelity,
+    preference,
+    preservation,
+    text_alignment,
+)

@@ -1,27 +1,49 @@
-"""Fidelity to the concept's reference images."""
+"""Fidelity to the concept's reference images (train, trigger and alter prompts)."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from t2i_bench.metrics import functional as F
 from t2i_bench.metrics.base import SET_ITEM, Group, Metric, register_metric
 
+FIDELITY_TYPES = ("train", "trigger", "alter")
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
+
+class _MeanCosine(Metric):
+    kind = "set"
+    prompt_types = FIDELITY_TYPES
+    convention = "raw cosine"
+
+    def compute(self, group: Group) -> dict[str, float]:
+        gen = group.image_features(self.backbone)
+        ref = group.reference_features(self.backbone)
+        return {SET_ITEM: F.mean_pairwise_cosine(gen, ref)}
 
 
 @register_metric
-class ClipI(Metric):
+class ClipI(_MeanCosine):
     name = "clip_i"
     backbone = "clip"
-    prompt_types = ("train", "trigger", "alter")
-    kind = "set"
-    convention = "raw cosine"
     description = "mean cosine of CLIP image features over all generated × reference pairs"
 
+
+@register_metric
+class Dino(_MeanCosine):
+    name = "dino"
+    backbone = "dino"
+    description = "mean cosine of DINO CLS features over all generated × reference pairs"
+
+
+@register_metric
+class SquaredCentroidDistance(Metric):
+    name = "scd"
+    backbone = "dino"
+    kind = "set"
+    higher_is_better = False
+    prompt_types = FIDELITY_TYPES
+    convention = "features L2-normalised before the centroids"
+    description = "squared distance between the centroids of generated and reference features"
+
     def compute(self, group: Group) -> dict[str, float]:
-        gen = _normalise(group.image_features(self.backbone))
-        ref = _normalise(group.reference_features(self.backbone))
-        return {SET_ITEM: float((gen @ ref.T).mean())}
+        gen = group.image_features(self.backbone)
+        ref = group.reference_features(self.backbone)
+        return {SET_ITEM: F.centroid_sq_distance(gen, ref)}

@@ -1,0 +1,62 @@
+"""Distribution distances between generated and reference images (Inception features)."""
+
+from __future__ import annotations
+
+import warnings
+
+from t2i_bench.metrics import functional as F
+from t2i_bench.metrics.base import SET_ITEM, Group, Metric, register_metric
+
+DISTRIBUTION_TYPES = ("train", "trigger", "alter")
+
+
+@register_metric
+class Fid(Metric):
+    name = "fid"
+    backbone = "inception"
+    kind = "set"
+    higher_is_better = False
+    prompt_types = DISTRIBUTION_TYPES
+    convention = "2048-d pool features; real part of sqrtm; eps·I retry when singular"
+    description = "Fréchet Inception Distance to the reference images"
+
+    def compute(self, group: Group) -> dict[str, float]:
+        gen = F.FeatureStats.from_features(group.image_features(self.backbone))
+        ref = F.FeatureStats.from_features(group.reference_features(self.backbone))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = F.fid_from_stats(gen.mean, gen.cov, ref.mean, ref.cov, n1=gen.n, n2=ref.n)
+        if result.low_sample:
+            group.notes.append(
+                f"fid: {gen.n} generated and {ref.n} reference images for {gen.dim}-d features "
+                "(n <= dim): the covariance is rank-deficient and FID is biased; compare only "
+                "values with equal sample counts"
+            )
+        return {SET_ITEM: result.value}
+
+
+class _Kid(Metric):
+    backbone = "inception"
+    kind = "set"
+    higher_is_better = False
+    prompt_types = DISTRIBUTION_TYPES
+    convention = "poly kernel (d=3, γ=1/dim, c=1); subset size min(1000, n_gen, n_ref); 100 subsets"
+    statistic = 0  # 0: mean, 1: std
+
+    def compute(self, group: Group) -> dict[str, float]:
+        gen = group.image_features(self.backbone)
+        ref = group.reference_features(self.backbone)
+        return {SET_ITEM: F.kid(gen, ref, subset_size=1000, subsets=100, seed=0)[self.statistic]}
+
+
+@register_metric
+class Kid(_Kid):
+    name = "kid"
+    description = "Kernel Inception Distance to the reference images (mean over subsets)"
+
+
+@register_metric
+class KidStd(_Kid):
+    name = "kid_std"
+    statistic = 1
+    description = "standard deviation of KID over subsets"
