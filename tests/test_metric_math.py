@@ -354,3 +354,14 @@ def test_lpips_backbone_matches_lpips_package(tmp_path) -> None:
         pairs = [float(ref(t[i : i + 1], t[j : j + 1])) for i in range(8) for j in range(i + 1, 8)]
     assert F.lpips_diversity(ours.embed_images(group)) == pytest.approx(np.mean(pairs), rel=1e-5)
     assert F.mean_pairwise(group, ours.distance) == pytest.approx(np.mean(pairs), rel=1e-5)
+
+
+@pytest.mark.parametrize(("n1", "n2", "d"), [(40, 12, 256), (12, 40, 256), (300, 80, 32)])
+def test_fid_exact_low_rank_matches_pytorch_fid(n1: int, n2: int, d: int) -> None:
+    """The nuclear-norm form used for small sets equals pytorch-fid's sqrtm formula."""
+    rng = np.random.default_rng(n1 * 1000 + d)
+    x = rng.normal(size=(n1, d))
+    y = rng.normal(size=(n2, d)) * 1.3 + 0.2
+    result = F.fid_exact_low_rank(x, y)
+    assert result.value == pytest.approx(_pytorch_fid(x, y), rel=1e-6)
+    assert result.low_sample == (min(n1, n2) <= d) and not result.eps_added

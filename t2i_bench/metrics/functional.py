@@ -236,6 +236,28 @@ def fid(
     return fid_from_stats(a.mean, a.cov, b.mean, b.cov, eps=eps, n1=a.n, n2=b.n)
 
 
+def fid_exact_low_rank(gen: ArrayLike, ref: ArrayLike) -> FIDResult:
+    """FID from the features themselves, exact and fast when a set has fewer samples than
+    dimensions (the usual case for concept references).
+
+    With centred features A₁ (n₁×d), A₂ (n₂×d) and Sᵢ = AᵢᵀAᵢ/(nᵢ−1), the non-zero
+    eigenvalues of S₁S₂ are the squared singular values of A₁A₂ᵀ/√((n₁−1)(n₂−1)), so
+    Tr sqrtm(S₁S₂) is that matrix's nuclear norm: O(n₁n₂d) instead of a d×d ``sqrtm``, and real
+    by construction (no imaginary part to drop, no eps retry needed).
+    """
+    g, r = _f64(gen, 2, "gen"), _f64(ref, 2, "ref")
+    n1, n2, d = g.shape[0], r.shape[0], g.shape[1]
+    if n1 < 2 or n2 < 2 or r.shape[1] != d:
+        raise ValueError(f"FID needs two (n>=2, d) sets, got {g.shape} and {r.shape}")
+    a1, a2 = g - g.mean(axis=0), r - r.mean(axis=0)
+    scale = np.sqrt((n1 - 1) * (n2 - 1))
+    cross_trace = np.linalg.svd(a1 @ a2.T / scale, compute_uv=False).sum()
+    diff = g.mean(axis=0) - r.mean(axis=0)
+    trace1, trace2 = (a1 * a1).sum() / (n1 - 1), (a2 * a2).sum() / (n2 - 1)
+    value = float(diff @ diff + trace1 + trace2 - 2.0 * cross_trace)
+    return FIDResult(value, False, 0.0, min(n1, n2) <= d, n1, n2, d)
+
+
 # ------------------------------------------------------------------------------------ KID
 
 

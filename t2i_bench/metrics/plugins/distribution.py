@@ -21,16 +21,20 @@ class Fid(Metric):
     description = "Fréchet Inception Distance to the reference images"
 
     def compute(self, group: Group) -> dict[str, float]:
-        gen = F.FeatureStats.from_features(group.image_features(self.backbone))
-        ref = F.FeatureStats.from_features(group.reference_features(self.backbone))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            result = F.fid_from_stats(gen.mean, gen.cov, ref.mean, ref.cov, n1=gen.n, n2=ref.n)
+        gen = group.image_features(self.backbone)
+        ref = group.reference_features(self.backbone)
+        if min(len(gen), len(ref)) <= gen.shape[1]:
+            result = F.fid_exact_low_rank(gen, ref)  # exact, and no d×d sqrtm
+        else:
+            a, b = F.FeatureStats.from_features(gen), F.FeatureStats.from_features(ref)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                result = F.fid_from_stats(a.mean, a.cov, b.mean, b.cov, n1=a.n, n2=b.n)
         if result.low_sample:
             group.notes.append(
-                f"fid: {gen.n} generated and {ref.n} reference images for {gen.dim}-d features "
-                "(n <= dim): the covariance is rank-deficient and FID is biased; compare only "
-                "values with equal sample counts"
+                f"fid: {result.n_gen} generated and {result.n_ref} reference images for "
+                f"{result.dim}-d features (n <= dim): the covariance is rank-deficient and FID "
+                "is biased; compare only values with equal sample counts"
             )
         return {SET_ITEM: result.value}
 
