@@ -113,7 +113,7 @@ def test_report_writes_every_file(report: Path) -> None:
         assert (report / "analysis" / name).is_file(), name
     for name in ("index.html", "assets/report.css", "assets/report.js", "plots/tradeoff.png"):
         assert (report / "report" / name).is_file(), name
-    for name in ("tradeoff.csv", "bars_clip_i.png", "bars_clip_i.csv", "bars_clip_t.png"):
+    for name in ("tradeoff.csv", "ci_clip_i.png", "ci_clip_i.csv", "ci_clip_t.png"):
         assert (report / "report" / "plots" / name).is_file(), name
     assert len(list((report / "report" / "thumbs").glob("*.png"))) == 13 * 5 * 2
 

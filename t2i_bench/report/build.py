@@ -34,7 +34,7 @@ from t2i_bench.report.leaderboard import (
     present_metrics,
     write_csv,
 )
-from t2i_bench.report.plots import bars_frame, metric_bars_plot, tradeoff_plot, tradeoff_points
+from t2i_bench.report.plots import ci_frame, metric_ci_plot, tradeoff_plot, tradeoff_points
 from t2i_bench.report.tables import (
     checkpoints_frame,
     images_frame,
@@ -202,7 +202,7 @@ def write_html(
         "rows": rows,
         "tradeoff": trade,
         "tradeoff_note": trade_note,
-        "bars": metric_figures(board, higher, report_dir),
+        "metric_plots": metric_figures(board, higher, report_dir),
         "analysis": analysis,
         "shap": shap_figures(analysis),
         "r2": [] if analysis.r2 is None else analysis.r2.to_dict("records"),
@@ -235,11 +235,11 @@ def tradeoff_figure(
 def metric_figures(
     board: pd.DataFrame, higher: dict[str, bool], report_dir: Path
 ) -> list[html.PlotRef]:
-    """One bar chart with CIs per metric."""
+    """One plot of means with CIs per metric."""
     figures = []
     for metric in present_metrics(board):
-        stem = report_dir / "plots" / f"bars_{_slug(metric)}"
-        png = metric_bars_plot(bars_frame(board, metric), metric, higher.get(metric, True), stem)
+        stem = report_dir / "plots" / f"ci_{_slug(metric)}"
+        png = metric_ci_plot(ci_frame(board, metric), metric, higher.get(metric, True), stem)
         caption = (
             f"{metric}: mean per checkpoint and prompt type with 95% bootstrap CIs over images "
             "(set metrics have one value per group, hence no interval)."

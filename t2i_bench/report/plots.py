@@ -80,7 +80,7 @@ def tradeoff_plot(points: pd.DataFrame, x_label: str, y_label: str, stem: Path) 
         return _save(fig, stem)
 
 
-def bars_frame(board: pd.DataFrame, metric: str) -> pd.DataFrame:
+def ci_frame(board: pd.DataFrame, metric: str) -> pd.DataFrame:
     """checkpoint, prompt_type, mean, ci_low, ci_high for one metric, leaderboard order."""
     parts = []
     for prompt_type in prompt_types_of(board, metric):
@@ -99,43 +99,51 @@ def bars_frame(board: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def metric_bars_plot(frame: pd.DataFrame, metric: str, higher: bool, stem: Path) -> Path:
-    """Horizontal bars per checkpoint (one per prompt type) with 95% bootstrap CIs."""
+def metric_ci_plot(frame: pd.DataFrame, metric: str, higher: bool, stem: Path) -> Path:
+    """Per checkpoint, a point per prompt type with its 95% bootstrap CI as a whisker.
+
+    Points, not bars: the axis then spans the data, so differences in the third decimal of a
+    cosine stay visible without a bar that pretends to start at zero.
+    """
     write_csv(frame, stem.with_suffix(".csv"))
     checkpoints = list(dict.fromkeys(frame["checkpoint"]))
     prompt_types = list(dict.fromkeys(frame["prompt_type"]))
-    slot = 0.8 / len(prompt_types)
+    slot = 0.7 / len(prompt_types)
     rows = np.arange(len(checkpoints))
     with rc_context(RC):
-        fig, ax = _figure(6.0, 1.0 + len(checkpoints) * (0.1 + 0.11 * len(prompt_types)))
+        fig, ax = _figure(6.0, 1.0 + len(checkpoints) * (0.12 + 0.06 * len(prompt_types)))
         for i, (prompt_type, colour) in enumerate(zip(prompt_types, _colours(), strict=False)):
             part = frame[frame["prompt_type"].eq(prompt_type)].set_index("checkpoint")
-            offset = rows - 0.4 + slot * (i + 0.5)
-            _bars_with_ci(ax, part.reindex(checkpoints), offset, slot, colour, _plain(prompt_type))
+            offset = rows - 0.35 + slot * (i + 0.5)
+            _points_with_ci(ax, part.reindex(checkpoints), offset, colour, _plain(prompt_type))
         ax.set_yticks(rows, [_plain(c) for c in checkpoints])
-        ax.invert_yaxis()
-        ax.axvline(0, color="black", lw=0.5)
+        ax.set_ylim(len(checkpoints) - 0.5, -0.5)
         better = "higher" if higher else "lower"
-        ax.set_xlabel(_plain(f"{metric} ({better} is better), 95% bootstrap CI"))
+        ax.set_xlabel(_plain(f"{metric} ({better} is better); whiskers: 95% bootstrap CI"))
         ax.grid(True, axis="x", lw=0.3, alpha=0.5)
+        for row in rows[1::2]:
+            ax.axhspan(row - 0.5, row + 0.5, color="#f2f2f2", zorder=0, lw=0)
         ax.legend(title="prompt type", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         return _save(fig, stem)
 
 
-def _bars_with_ci(ax, part: pd.DataFrame, offset, slot: float, colour: str, label: str) -> None:
-    """One prompt type's bars and CI whiskers (a missing bound draws no whisker)."""
+def _points_with_ci(ax, part: pd.DataFrame, offset, colour: str, label: str) -> None:
+    """One prompt type's means and CI whiskers (a missing bound draws no whisker)."""
     means = part["mean"].to_numpy(dtype=np.float64)
     err = np.vstack([means - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - means])
     err = np.nan_to_num(err, nan=0.0).clip(min=0.0)
-    ax.barh(offset, np.nan_to_num(means), height=slot * 0.9, color=colour, label=label)
     ax.errorbar(
-        np.nan_to_num(means),
+        means,
         offset,
         xerr=err,
-        fmt="none",
-        ecolor="black",
-        elinewidth=0.6,
-        capsize=1.5,
+        fmt="o",
+        ms=3.5,
+        color=colour,
+        ecolor=colour,
+        elinewidth=0.9,
+        capsize=2,
+        label=label,
+        zorder=3,
     )
 
 
@@ -163,10 +171,19 @@ def _draw_front(ax, front: pd.DataFrame) -> None:
     ax.step(
         front["x"], front["y"], where="pre", ls="--", lw=0.8, color="black", label="Pareto front"
     )
+    left, right = ax.get_xlim()
     rows = front[["checkpoint", "x", "y"]].itertuples(index=False)
     for i, (name, x, y) in enumerate(rows):
-        offset = (5, 4) if i % 2 == 0 else (5, -9)  # alternate so neighbours do not overlap
-        ax.annotate(_plain(name), (x, y), xytext=offset, textcoords="offset points", fontsize=6)
+        flip = x > (left + right) / 2  # labels point inwards, so they stay inside the axes
+        offset = (-5 if flip else 5, 4 if i % 2 == 0 else -9)  # alternate: neighbours
+        ax.annotate(
+            _plain(name),
+            (x, y),
+            xytext=offset,
+            textcoords="offset points",
+            ha="right" if flip else "left",
+            fontsize=6,
+        )
 
 
 def _plain(text: str) -> str:
