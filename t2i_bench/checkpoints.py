@@ -20,7 +20,7 @@ from safetensors import safe_open
 
 from t2i_bench.config import RunConfig
 from t2i_bench.errors import BenchError
-from t2i_bench.generation.formats import PICKLE_SUFFIXES, detect_format
+from t2i_bench.generation.formats import detect_format
 from t2i_bench.hashing import file_sha256, stable_hash, tree_sha256
 
 # Hyperparameters that vary along one training run / across training seeds.
@@ -211,17 +211,18 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
         for path in _expand_entry(entry):
             if not path.exists():
                 raise BenchError("checkpoint file not found", path)
-            if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
-                raise BenchError(
-                    "pickle checkpoints can run code when loaded; convert to .safetensors "
-                    "or pass --allow-pickle",
-                    path,
-                )
-            fmt = detect_format(path, allow_pickle)
-            meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
+            try:
+                fmt = detect_format(path, allow_pickle).value
+                meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
+            except BenchError as exc:  # kept as a row: its load fails, the run goes on
+                fmt, meta = "unreadable", {}
+                unreadable = [str(exc).removeprefix(f"{path}: ")]
+            else:
+                unreadable = []
             hyper: dict[str, Any] = {}
             sources: dict[str, str] = {}
             from_meta, warnings = hyperparameters_from_metadata(meta)
+            warnings = unreadable + warnings
             recorded = meta.get("ss_sd_model_hash", "")
             known = base_hashes_of(source) if recorded else None
             if recorded and known is not None and base_model_mismatch(recorded, known):
@@ -257,7 +258,7 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
                         hyperparameters=hyper,
                         sources=sources,
                         file_hash=tree_sha256(path) if path.is_dir() else file_sha256(path),
-                        format=fmt.value,
+                        format=fmt,
                         token=entry.token,
                         warnings=[f"{path.name}: {w}" for w in warnings],
                     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -135,7 +136,7 @@ def _finish(run) -> None:
     if failures:
         console.print(f"[bold red]{len(failures)} failure(s)[/] recorded in the store:")
         for stage, item, error in failures[:20]:
-            console.print(f"  {stage} {item}: {error}", highlight=False)
+            console.print(f"  {stage} {item}: {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -144,6 +145,16 @@ def _guarded(action: Callable[[], None]) -> None:
         action()
     except BenchError as exc:
         _fail(exc)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(
+            BenchError(
+                f"{where}disk full ({exc.strerror}); everything written so far is kept: "
+                "free space and run the same command again"
+            )
+        )
 
 
 def _run_stages(stages: tuple[Callable, ...], *prepare_args) -> None:

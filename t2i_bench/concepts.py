@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from t2i_bench.config import _first_error, load_yaml
@@ -75,6 +76,8 @@ def load_concept(path: Path) -> Concept:
     images = tuple(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
     if not images:
         raise BenchError(f"images: no reference images in {folder}", path)
+    for image in images:
+        check_image_file(image)
     captions = []
     for image in images:
         txt = image.with_suffix(".txt")
@@ -91,6 +94,15 @@ def load_concept(path: Path) -> Concept:
         captions=tuple(captions),
         clip_t_rule=spec.clip_t_rule,
     )
+
+
+def check_image_file(path: Path) -> None:
+    """A reference image must decode completely; a truncated or corrupt file is an error."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BenchError(f"unreadable reference image ({exc})", path) from None
 
 
 def find_concepts(folder: Path) -> list[Path]:

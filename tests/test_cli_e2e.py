@@ -56,8 +56,15 @@ def test_broken_checkpoint_is_isolated(concept_dir: Path, adapters: Path) -> Non
     good = adapters / "zyx-lora-000001.safetensors"
     config = write_config(concept_dir, f"checkpoints: [{{path: {good}}}, {{path: {bad}}}]\n")
     result = CliRunner().invoke(app, ["run", str(config)])
-    assert result.exit_code == 2
-    assert "broken.safetensors: not a readable safetensors file" in result.output
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "warning: broken.safetensors: not a readable safetensors file" in text
+    assert "1 failure(s) recorded in the store" in text
+    assert f"load broken: {bad}: not a readable safetensors file" in text
+    board = pd.read_csv(concept_dir / "out" / "leaderboard.csv")
+    assert list(board["checkpoint"]) == ["base", "zyx-lora-000001", "broken"]
+    assert board.loc[1, "clip_i.trigger"] == board.loc[1, "clip_i.trigger"]  # scored
+    assert pd.isna(board.loc[2, "clip_i.trigger"])  # kept as a row, without values
 
 
 def test_list_commands() -> None:

@@ -140,16 +140,19 @@ def checkpoint_table(
         .reset_index()
     )
     pairs = _ordered_pairs(per_ckpt)
-    wide = pd.DataFrame(index=pd.Index(sorted(per_ckpt["checkpoint"].unique()), name="checkpoint"))
+    # every configured checkpoint gets a row, also one that failed and has no value
+    names = set(per_ckpt["checkpoint"]) | set(configs.get("checkpoint", pd.Series(dtype=str)))
+    index = pd.Index(sorted(names), name="checkpoint")
+    columns: dict[str, pd.Series] = {}
     for metric, prompt_type in pairs:
         selected = per_ckpt["metric"].eq(metric) & per_ckpt["prompt_type"].eq(prompt_type)
-        part = per_ckpt[selected].set_index("checkpoint")
+        part = per_ckpt[selected].set_index("checkpoint").reindex(index)
         name = metric_column(metric, prompt_type)
-        wide[name] = part["mean"]
+        columns[name] = part["mean"]
         if with_ci:
-            wide[f"{name}.ci_low"] = part["ci_low"]
-            wide[f"{name}.ci_high"] = part["ci_high"]
-    wide = wide.reset_index()
+            columns[f"{name}.ci_low"] = part["ci_low"]
+            columns[f"{name}.ci_high"] = part["ci_high"]
+    wide = pd.DataFrame(columns, index=index).reset_index()
     return attach_configs(wide, configs, on_missing=on_missing, warnings=warnings)[
         [*prepare_configs(configs).columns, *wide.columns[1:]]
     ]
