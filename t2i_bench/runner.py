@@ -31,7 +31,7 @@ from t2i_bench.metrics.embed import (
     needed_roles,
     reference_shas,
 )
-from t2i_bench.metrics.score import ScoreSummary, build_groups, score_groups
+from t2i_bench.metrics.score import ScoreSummary, build_groups, score_baselines, score_groups
 from t2i_bench.plan import Plan, base_model_identity, make_plan
 from t2i_bench.prompts import load_prompt_set
 from t2i_bench.store import RunLock, RunStore, atomic_write_bytes
@@ -233,4 +233,6 @@ def score(run: Run, progress: Progress | None = None) -> ScoreSummary:
         if progress:
             progress("score", done, total)
 
-    return score_groups(run.store, groups, run.metrics, run.backbones, run.base.name, report)
+    summary = score_groups(run.store, groups, run.metrics, run.backbones, run.base.name, report)
+    run.store.put_baselines(score_baselines(run.store, concepts, refs, run.metrics, run.backbones))
+    return summary

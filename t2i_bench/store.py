@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS scores (
     prompt_type TEXT NOT NULL, item TEXT NOT NULL, value REAL, identity TEXT NOT NULL,
     PRIMARY KEY (metric, checkpoint, concept, prompt_type, item)
 );
+CREATE TABLE IF NOT EXISTS baselines (
+    metric TEXT NOT NULL, concept TEXT NOT NULL, value REAL, PRIMARY KEY (metric, concept)
+);
 CREATE TABLE IF NOT EXISTS failures (
     stage TEXT NOT NULL, item TEXT NOT NULL, error TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (stage, item)
@@ -340,6 +343,13 @@ class RunStore:
                 ],
             )
         faults.checkpoint("score")
+
+    def put_baselines(self, rows: list[tuple[str, str, float | None]]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO baselines VALUES (?, ?, ?)",
+                [(m, c, None if v is None else _finite(v)) for m, c, v in rows],
+            )
 
     # -- failures ------------------------------------------------------------------------
     def record_failure(self, stage: str, item: str, error: str) -> None:

@@ -72,6 +72,7 @@ class Metric(ABC):
     needs_base: bool = False
     convention: str = ""
     description: str = ""
+    baseline: str = "none"  # reference-vs-reference context: "split" halves, "all", or "none"
 
     def texts(self, group: Group) -> list[str]:
         """Texts this metric embeds for ``group`` (text-image metrics only)."""

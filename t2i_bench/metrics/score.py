@@ -10,9 +10,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from t2i_bench.concepts import Concept
 from t2i_bench.hashing import stable_hash
-from t2i_bench.metrics.base import Group, Metric
+from t2i_bench.metrics.base import SET_ITEM, Group, Metric
 from t2i_bench.metrics.embed import Backbones, embed_texts, features_reader
 from t2i_bench.store import RunStore
 
@@ -126,3 +128,51 @@ def score_groups(
             progress(done, len(work))
     store.set_meta("score_notes", {k: v for k, v in sorted(notes.items()) if v})
     return summary
+
+
+def _reference_group(
+    concept: Concept, images: list[str], references: list[str], reader, backbones: Backbones
+) -> Group:
+    return Group(
+        checkpoint="references",
+        concept=concept,
+        prompt_type="reference",
+        image_keys=images,
+        image_shas=images,
+        prompts=["reference"] * len(images),
+        seeds=list(range(len(images))),
+        base_shas=[None] * len(images),
+        reference_shas=references,
+        features=reader,
+        text_features=lambda role, texts: None,
+        backbone=backbones.get,
+    )
+
+
+def score_baselines(
+    store: RunStore,
+    concepts: dict[str, Concept],
+    ref_shas: dict[str, list[str]],
+    metrics: list[Metric],
+    backbones: Backbones,
+) -> list[tuple[str, str, float | None]]:
+    """Reference-vs-reference values that give set metrics context, per concept: fidelity
+    and distribution metrics score the even reference images against the odd ones (split
+    halves); diversity metrics score all references. None where a set is too small."""
+    reader = features_reader(store, backbones)
+    out = []
+    for metric in metrics:
+        if metric.baseline == "none":
+            continue
+        for name, concept in sorted(concepts.items()):
+            refs = sorted(ref_shas[name])
+            if metric.baseline == "split":
+                group = _reference_group(concept, refs[0::2], refs[1::2], reader, backbones)
+            else:
+                group = _reference_group(concept, refs, refs, reader, backbones)
+            try:
+                value = metric.compute(group)[SET_ITEM]
+            except (ValueError, np.linalg.LinAlgError):
+                value = None
+            out.append((metric.name, name, value))
+    return out

@@ -100,8 +100,12 @@ def write_tables(run: Run, root: Path) -> Tables:
     )
     images = images_frame(run.store)
     per_image = per_image_scores(scores, images)
+    baselines = pd.read_sql_query(
+        "SELECT metric, concept, value FROM baselines ORDER BY metric, concept", run.store.conn
+    )
     paths = [
         write_csv(metrics_table(per_image), root / "metrics.csv", float_format=None),
+        write_csv(baselines, root / "baselines.csv"),
         write_csv(checkpoints_frame(run.store), root / "checkpoints.csv", float_format=None),
         write_table(per_image, root / "scores.parquet"),
     ]

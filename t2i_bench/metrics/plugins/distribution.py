@@ -13,6 +13,7 @@ DISTRIBUTION_TYPES = ("train", "trigger", "alter")
 @register_metric
 class Fid(Metric):
     name = "fid"
+    baseline = "split"
     backbone = "inception"
     kind = "set"
     higher_is_better = False
@@ -40,6 +41,7 @@ class Fid(Metric):
 
 
 class _Kid(Metric):
+    baseline = "split"
     backbone = "inception"
     kind = "set"
     higher_is_better = False

@@ -12,6 +12,7 @@ DIVERSITY_TYPES = ("trigger", "alter", "style")
 
 class _PerPrompt(Metric):
     kind = "set"
+    baseline = "all"
     prompt_types = DIVERSITY_TYPES
 
     def per_prompt(self, features: np.ndarray) -> float:

@@ -10,6 +10,7 @@ FIDELITY_TYPES = ("train", "trigger", "alter")
 
 class _MeanCosine(Metric):
     kind = "set"
+    baseline = "split"
     prompt_types = FIDELITY_TYPES
     convention = "raw cosine"
 
@@ -36,6 +37,7 @@ class Dino(_MeanCosine):
 @register_metric
 class SquaredCentroidDistance(Metric):
     name = "scd"
+    baseline = "split"
     backbone = "dino"
     kind = "set"
     higher_is_better = False
