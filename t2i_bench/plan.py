@@ -15,7 +15,7 @@ from t2i_bench.checkpoints import Checkpoint
 from t2i_bench.concepts import Concept
 from t2i_bench.config import RunConfig
 from t2i_bench.hashing import file_sha256, stable_hash, tree_sha256
-from t2i_bench.prompts import PromptSet, expand_prompts
+from t2i_bench.prompts import Prompt, PromptSet, expand_prompts
 
 GENERATION_VERSION = "1"
 
@@ -66,6 +66,19 @@ def base_model_identity(source: str, seed: int) -> str:
     return f"hub:{source}"
 
 
+PLAIN = "/plain"  # suffix of the prompt type of a base image rendered without the concept
+
+
+def plain_prompts(prompts: list[Prompt], concept: Concept) -> list[Prompt]:
+    """The base model's prompts without the concept (trigger replaced by the class word),
+    for ``prompt_similarity`` (Guralnick et al.)."""
+    return [
+        Prompt(p.prompt_type + PLAIN, p.template, concept.text_for_clip_t(p.text))
+        for p in prompts
+        if p.prompt_type in ("alter", "style")
+    ]
+
+
 def make_plan(
     config: RunConfig,
     checkpoints: list[Checkpoint],
@@ -91,6 +104,8 @@ def make_plan(
             prompts = expand_prompts(
                 prompt_set, concept, list(config.prompts.types), config.prompts.max_per_type
             )
+            if ckpt.is_base and "prompt_similarity" in config.metrics:
+                prompts += plain_prompts(prompts, concept)
             for prompt in prompts:
                 for index in range(config.images_per_prompt):
                     seed = config.seed + index

@@ -33,6 +33,7 @@ class Group:
     prompts: list[str]
     seeds: list[int]
     base_shas: list[str | None]  # the base model's image for the same prompt and seed
+    plain_base_shas: list[str | None]  # the base's image for the prompt without the concept
     reference_shas: list[str]
     features: Callable[[str, list[str]], np.ndarray] = field(repr=False)
     text_features: Callable[[str, list[str]], np.ndarray] = field(repr=False)

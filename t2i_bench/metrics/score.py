@@ -16,6 +16,7 @@ from t2i_bench.concepts import Concept
 from t2i_bench.hashing import stable_hash
 from t2i_bench.metrics.base import SET_ITEM, Group, Metric
 from t2i_bench.metrics.embed import Backbones, embed_texts, features_reader
+from t2i_bench.plan import PLAIN
 from t2i_bench.store import RunStore
 
 
@@ -66,6 +67,7 @@ def build_groups(
                 prompts=[m[4] for m in members],
                 seeds=[m[5] for m in members],
                 base_shas=[base.get((m[1], m[2], m[3], m[5])) for m in members],
+                plain_base_shas=[base.get((m[1], m[2] + PLAIN, m[3], m[5])) for m in members],
                 reference_shas=ref_shas[concept],
                 features=reader,
                 text_features=text_reader,
@@ -142,6 +144,7 @@ def _reference_group(
         prompts=["reference"] * len(images),
         seeds=list(range(len(images))),
         base_shas=[None] * len(images),
+        plain_base_shas=[None] * len(images),
         reference_shas=references,
         features=reader,
         text_features=lambda role, texts: None,

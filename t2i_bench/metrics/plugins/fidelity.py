@@ -49,3 +49,24 @@ class SquaredCentroidDistance(Metric):
         gen = group.image_features(self.backbone)
         ref = group.reference_features(self.backbone)
         return {SET_ITEM: F.centroid_sq_distance(gen, ref)}
+
+
+@register_metric
+class PromptSimilarity(Metric):
+    name = "prompt_similarity"
+    backbone = "clip"
+    kind = "image"
+    needs_base = True
+    prompt_types = ("alter", "style")
+    convention = "raw cosine; the base image's prompt has the trigger replaced by the class word"
+    description = (
+        "CLIP image similarity between the adapter's image for a prompt with the concept and "
+        "the base model's image for the same prompt without it (Guralnick et al.)"
+    )
+
+    def compute(self, group: Group) -> dict[str, float]:
+        index = [i for i, sha in enumerate(group.plain_base_shas) if sha is not None]
+        own = group.features(self.backbone, [group.image_shas[i] for i in index])
+        plain = group.features(self.backbone, [group.plain_base_shas[i] for i in index])
+        cos = F.paired_cosine(own, plain)
+        return {group.image_keys[i]: float(c) for i, c in zip(index, cos, strict=True)}
