@@ -69,7 +69,9 @@ def _score(config: Path, batch_size: int) -> tuple[dict, dict[str, int], int]:
 def test_one_forward_per_image_per_backbone(rendered) -> None:
     folder, config = rendered
     values, forwards, embedded = _score(config, batch_size=1)
-    n_images = 20 + 3  # 2 rows x 5 prompt types x 2 seeds, plus 3 reference images
+    # 2 rows x 5 prompt types x 2 seeds, the base without the concept for prompt_similarity
+    # (alter and style x 2 seeds), plus 3 reference images
+    n_images = 20 + 4 + 3
     assert set(forwards) == {
         "clip",
         "dino",
