@@ -221,6 +221,55 @@ def report(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt 
 
 
 @app.command()
+def analyze(
+    config: Annotated[Path | None, typer.Argument(help="run config (omit with --table)")] = None,
+    output: OutputOpt = None,
+    table: Annotated[
+        Path | None, typer.Option(help="long metrics table (CSV/parquet) from anywhere")
+    ] = None,
+    configs: Annotated[Path | None, typer.Option(help="hyperparameters per checkpoint")] = None,
+    out: Annotated[Path, typer.Option(help="output folder with --table")] = Path("analysis"),
+    target: Annotated[
+        list[str] | None, typer.Option(help="target column, e.g. clip_i.trigger (repeat)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="bootstrap and CatBoost seed")] = 0,
+    folds: Annotated[int, typer.Option(help="grouped cross-validation folds")] = 5,
+) -> None:
+    """CatBoost + SHAP over hyperparameters: on a run, or on any long metrics table."""
+
+    def from_tables() -> None:
+        from t2i_bench.analysis import read_configs_table, read_metrics_table
+        from t2i_bench.analysis.analyze import run_analysis
+        from t2i_bench.metrics.base import available_metrics
+
+        if table is None or configs is None:
+            raise BenchError("give a run CONFIG, or both --table and --configs")
+        metrics = read_metrics_table(table)
+        higher = {name: cls.higher_is_better for name, cls in available_metrics().items()}
+        with progress_bar() as update:
+            update("analyze", 0, 1)
+            result = run_analysis(
+                metrics,
+                read_configs_table(configs),
+                out,
+                higher,
+                targets=target,
+                seed=seed,
+                cv_folds=folds,
+                on_missing="drop",
+            )
+            update("analyze", 1, 1)
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {out}")
+
+    if config is None:
+        _guarded(from_tables)
+    else:
+        _run_stages((_stage_report,), config, output, False)
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="where to build")] = Path(".cache/demo"),
     force: Annotated[bool, typer.Option(help="rebuild even if cached")] = False,

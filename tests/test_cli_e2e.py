@@ -73,3 +73,33 @@ def test_list_commands() -> None:
     assert metrics.exit_code == 0 and "clip_i" in metrics.output and "clip_t" in metrics.output
     prompts = runner.invoke(app, ["list", "prompts", str(Path(__file__).parents[1] / "prompts")])
     assert prompts.exit_code == 0 and "default" in prompts.output
+
+
+def test_analyze_any_long_table(tmp_path: Path) -> None:
+    """`t2i-bench analyze --table --configs` on 20 configurations x 3 seeds x 3 epochs with
+    N/A and empty values writes the SHAP plots and the importance table."""
+    from test_analysis import _long_tables
+
+    metrics, configs = _long_tables(20)
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    configs.drop(columns=["config_id", "run_id"]).to_csv(tmp_path / "configs.csv", index=False)
+    out = tmp_path / "analysis"
+    result = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            "--table",
+            str(tmp_path / "metrics.csv"),
+            "--configs",
+            str(tmp_path / "configs.csv"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    importance = pd.read_csv(out / "importance.csv")
+    top = importance[importance["target"] == "dino_i.trigger"].sort_values("rank").iloc[0]
+    assert top["feature"] == "log10_lr" and top["sign"] > 0  # the planted effect
+    assert (out / "shap_summary.png").stat().st_size > 10_000
+    assert list(out.glob("beeswarm_*.png")) and list(out.glob("dependence_*.png"))
+    assert pd.read_csv(out / "r2.csv")["r2_cv"].notna().all()
