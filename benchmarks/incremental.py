@@ -1,0 +1,87 @@
+"""Comparison 3: adding 1 checkpoint to an evaluated run of 8 (target <= 0.2x the full run).
+
+A whole run through the runner (prepare, generate, embed, score) over the tiny base model and
+8 LyCORIS adapters, timed; then the same run folder with a 9th adapter added, timed. The
+report stage (``write_report``, the rest of the CLI's ``run``) is timed too: the ratio
+excludes it, the notes give the ratio with it. Tiny backbone profile, the 13-metric suite. A
+throwaway warm-up run first, so neither timed run pays the process's one-time initialisation.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from benchmarks.common import Context, Row
+from benchmarks.workload import write_adapters, write_concept, write_config
+
+NAME = "incremental"
+
+
+def full_run(config: Path) -> dict[str, float | int]:
+    """One ``t2i-bench run`` through the runner; seconds per stage and what was computed."""
+    from t2i_bench import runner
+    from t2i_bench.report.build import write_report
+
+    times: dict[str, float | int] = {}
+    start = time.perf_counter()
+    run = runner.prepare(config)
+    try:
+        times["prepare"] = time.perf_counter() - start
+        mark = time.perf_counter()
+        times["rendered"], failed = runner.generate(run)
+        if failed:
+            raise RuntimeError(f"{failed} checkpoint(s) failed to load")
+        times["generate"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        times["embedded"] = runner.embed(run)
+        times["embed"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        summary = runner.score(run)
+        times["scored"], times["cached"] = summary.computed, summary.skipped
+        times["score"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        write_report(run)
+        times["report"] = time.perf_counter() - mark
+    finally:
+        run.close()
+    times["with_report"] = time.perf_counter() - start
+    times["total"] = float(times["with_report"]) - float(times["report"])
+    return times
+
+
+def _stages(t: dict[str, float | int]) -> str:
+    return ", ".join(f"{k} {t[k]:.1f}" for k in ("prepare", "generate", "embed", "score", "report"))
+
+
+def run(ctx: Context) -> Row:
+    root = ctx.workdir / "incremental"
+    root.mkdir(parents=True, exist_ok=True)
+    concept = write_concept(root, references=6)
+    n = ctx.size(8, 2)
+    adapters = write_adapters(root / "adapters", n + 1)
+    sizes = {"images_per_prompt": 2, "max_per_type": ctx.size(2, 1), "threads": ctx.threads}
+    full_run(write_config(root, "warmup", adapters[:1], concept, **{**sizes, "max_per_type": 1}))
+    out = root / "run"
+    first = full_run(write_config(root, "first", adapters[:n], concept, output=out, **sizes))
+    again = full_run(write_config(root, "again", adapters, concept, output=out, **sizes))
+    notes = (
+        f"tiny profile; first run: {n} adapters + base, rendered {first['rendered']}, "
+        f"embedded {first['embedded']}, scored {first['scored']} groups ({_stages(first)} s); "
+        f"re-run with {n + 1}: rendered {again['rendered']}, embedded {again['embedded']}, "
+        f"scored {again['scored']} ({again['cached']} cached) ({_stages(again)} s); "
+        f"with the report stage {again['with_report']:.1f} / {first['with_report']:.1f} s = "
+        f"{float(again['with_report']) / float(first['with_report']):.2f}"
+    )
+    return Row(
+        NAME,
+        f"add 1 checkpoint to an evaluated run of {n} (runner stages)",
+        float(again["total"]),
+        float(first["total"]),
+        "s",
+        float(again["total"]) / float(first["total"]),
+        "time re-run / first run",
+        "<=",
+        0.2,
+        notes,
+    )
