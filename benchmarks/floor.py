@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.common import Context, Row
 from benchmarks.per_metric_scripts import read
-from benchmarks.suite import measure_suite, scoring_workload, workload_summary
+from benchmarks.suite import measure_suite, rounds, scoring_workload, workload_summary
 
 NAME = "floor"
 
@@ -51,9 +51,8 @@ def _clip_t_texts(work) -> list[str]:
     return sorted(texts)
 
 
-def run(ctx: Context) -> Row:
-    work = scoring_workload(ctx)
-    ours = measure_suite(ctx)
+def measure_floor(work, ours) -> dict[str, float]:
+    """Seconds of the forward passes alone, per backbone (and the CLIP text tower)."""
     paths = [p for g in work.data.groups for p in g.paths] + list(work.data.references)
     images = read(paths)
     per_role: dict[str, float] = {}
@@ -70,18 +69,34 @@ def run(ctx: Context) -> Row:
         for i in range(0, len(tokens), clip.batch_size):
             clip.model.encode_text(tokens[i : i + clip.batch_size])
         per_role["clip text"] = time.perf_counter() - start
-    floor = sum(per_role.values())
+    return per_role
+
+
+def run(ctx: Context) -> Row:
+    work = scoring_workload(ctx)
+    ours_times, floors = [], []
+    for i in range(rounds(ctx)):  # ours, floor, ours, floor (ours shared with per_metric)
+        ours = measure_suite(ctx, i)
+        ours_times.append(ours.seconds)
+        per_role = measure_floor(work, ours)
+        floors.append(sum(per_role.values()))
+    mine, floor = min(ours_times), min(floors)
     notes = (
         f"{workload_summary(work)}, each through {len(ours.backbones)} backbones; floor "
         + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(per_role.items(), key=lambda kv: -kv[1]))
+        + f"; best of {len(floors)} (ours "
+        + ", ".join(f"{t:.1f}" for t in ours_times)
+        + " s; floor "
+        + ", ".join(f"{t:.1f}" for t in floors)
+        + " s)"
     )
     return Row(
         NAME,
         "scoring vs the forward passes alone",
-        ours.seconds,
+        mine,
         floor,
         "s",
-        ours.seconds / floor,
+        mine / floor,
         "time ours / floor",
         "<=",
         1.2,

@@ -86,8 +86,14 @@ def stored_values(run) -> Values:
     return {(m, c, t): float(v) for m, c, t, v in rows}
 
 
-def measure_suite(ctx: Context) -> SuiteTiming:
-    """Time ``runner.embed`` + ``runner.score`` (backbone loading included) on the workload."""
+def rounds(ctx: Context) -> int:
+    """How often each side of a scoring comparison is timed (the best time counts)."""
+    return ctx.size(2, 1)
+
+
+def measure_suite(ctx: Context, round_: int = 0) -> SuiteTiming:
+    """Time ``runner.embed`` + ``runner.score`` (backbone loading included) on a fresh copy of
+    the generated run; memoised per round, so both scoring comparisons share the timings."""
 
     def measure() -> SuiteTiming:
         from t2i_bench import runner
@@ -112,7 +118,7 @@ def measure_suite(ctx: Context) -> SuiteTiming:
         finally:
             run.close()
 
-    return ctx.memo("suite_timing", measure)
+    return ctx.memo(f"suite_timing:{round_}", measure)
 
 
 def workload_summary(work: Scoring) -> str:
