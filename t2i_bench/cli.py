@@ -279,8 +279,14 @@ def demo(
 
     start = time.perf_counter()
     with progress_bar() as update:
-        artifacts = build_demo(out_dir, force=force, progress=update)
-    console.print(f"demo ready in {artifacts.base_dir.parent} ({time.perf_counter() - start:.1f}s)")
+
+        def progress(stage: str, fraction: float) -> None:
+            update(stage, round(fraction * 100), 100)
+
+        artifacts = build_demo(out_dir, force=force, progress=progress)
+    elapsed = time.perf_counter() - start
+    state = "built" if artifacts.info.get("total_s") and elapsed > 1 else "cached"
+    console.print(f"demo {state} in {artifacts.root} ({elapsed:.1f}s)")
 
 
 @app.command()
