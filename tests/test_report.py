@@ -62,6 +62,8 @@ def synthetic_run(root: Path, algos=ALGOS, lrs=LRS) -> SimpleNamespace:
     _put_images(store, jobs, [c.name for c in checkpoints])
     _put_scores(store, checkpoints, jobs)
     store.record_failure("generate", "deadbeef", f"RuntimeError: bad pixels {SCRIPT}")
+    note = "fid: 4 generated and 3 reference images for 2048-d features (n <= dim)"
+    store.set_meta("score_notes", {"fid/base/zyx/train": [note]})
     concept = Concept("zyx", "zyx", "toy", "object", (), ())
     metrics = [get_metric("clip_i"), get_metric("clip_t")]
     return SimpleNamespace(config=config, store=store, concepts=[concept], metrics=metrics)
@@ -178,6 +180,7 @@ def test_html_shows_warnings_failures_and_links_relatively(report: Path) -> None
     html = (report / "report" / "index.html").read_text()
     assert "numbers exercise the machinery, not real models" in html
     assert "deadbeef" in html and "1 failure(s) recorded" in html
+    assert "fid: 1 value(s) come with a warning" in html and "2048-d features" in html
     for link in re.findall(r'(?:src|href)="([^"#]+)"', html):
         if link.startswith("data:"):
             continue

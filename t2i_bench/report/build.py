@@ -55,8 +55,6 @@ TINY_WARNING = (
     "Backbone profile 'tiny': the models are small and randomly initialised, so these numbers "
     "exercise the machinery, not real models. Do not compare them with published results."
 )
-#: Feature dimension assumed for FID when the store has no embeddings of its backbone.
-FID_DEFAULT_DIM = 2048
 
 
 @dataclass
@@ -197,7 +195,8 @@ def write_html(
     trade, trade_note = tradeoff_figure(board, tradeoff, higher, report_dir)
     context = {
         "title": run.config.name,
-        "alerts": alerts(run, tables, analysis),
+        "alerts": alerts(run, analysis),
+        "notes": score_notes(run),
         "failures": run.store.failures(),
         "summary": summary_items(run, tables, board),
         "provenance": provenance_items(run),
@@ -268,13 +267,13 @@ def shap_figures(analysis: Analysis) -> list[html.PlotRef]:
     return figures
 
 
-def alerts(run: Run, tables: Tables, analysis: Analysis) -> list[str]:
+def alerts(run: Run, analysis: Analysis) -> list[str]:
     """Warnings shown at the top of the page."""
     found = []
     if run.config.backbones.profile == "tiny":
         found.append(TINY_WARNING)
     found.extend(str(w) for w in run.store.get_meta("warnings", []) or [])
-    found.extend(fid_warnings(run, tables.images))
+    found.extend(note_alerts(score_notes(run)))
     if analysis.skipped:
         found.append(analysis.skipped)
     failures = run.store.failures()
@@ -283,35 +282,21 @@ def alerts(run: Run, tables: Tables, analysis: Analysis) -> list[str]:
     return found
 
 
-def fid_warnings(run: Run, images: pd.DataFrame) -> list[str]:
-    """FID-like metrics computed from no more samples than feature dimensions."""
-    found = []
-    rendered = images[images["image"].ne("")]
-    references = min((len(c.image_paths) for c in run.concepts), default=0)
-    for metric in run.metrics:
-        if not metric.name.startswith("fid"):
-            continue
-        used = rendered[rendered["prompt_type"].isin(metric.prompt_types)]
-        sizes = used.groupby(["checkpoint", "concept", "prompt_type"]).size()
-        if sizes.empty:
-            continue
-        n = min(int(sizes.min()), references)
-        dim = feature_dim(run, metric.backbone)
-        if n <= dim:
-            found.append(
-                f"{metric.name} is computed from as few as {n} images per set for {dim}-d "
-                "features: the covariance is rank-deficient and the values are strongly biased; "
-                "compare only values with equal sample counts."
-            )
-    return found
+def score_notes(run: Run) -> list[tuple[str, str]]:
+    """(item, note) pairs the metrics recorded about their values (e.g. FID with few samples)."""
+    notes = run.store.get_meta("score_notes", {}) or {}
+    return [(item, str(note)) for item, texts in sorted(notes.items()) for note in texts]
 
 
-def feature_dim(run: Run, role: str | None) -> int:
-    """Embedding dimension of the backbone in ``role`` as stored, else FID_DEFAULT_DIM."""
-    name = (getattr(run.config.backbones, role, None) if role else None) or role or ""
-    rows = run.store.conn.execute("SELECT DISTINCT backbone, dim FROM embeddings").fetchall()
-    dims = [dim for backbone, dim in rows if backbone.split("|", 1)[0] == name]
-    return max(dims) if dims else FID_DEFAULT_DIM
+def note_alerts(notes: list[tuple[str, str]]) -> list[str]:
+    """One line per metric: how many values carry a note, and the first note."""
+    by_metric: dict[str, list[str]] = {}
+    for item, note in notes:
+        by_metric.setdefault(item.split("/", 1)[0], []).append(note)
+    return [
+        f"{metric}: {len(texts)} value(s) come with a warning (all listed below), e.g. {texts[0]}"
+        for metric, texts in by_metric.items()
+    ]
 
 
 def summary_items(run: Run, tables: Tables, board: pd.DataFrame) -> list[tuple[str, str]]:
