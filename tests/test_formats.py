@@ -140,3 +140,24 @@ def test_corrupt_and_foreign_files(pipe, tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"{foreign}: adapter does not fit the base model: ")
     assert "1 of 2 modules matched, 1 unmatched" in message and "\n" not in message
+
+
+def test_loading_does_not_depend_on_lycoris_global_preset(pipe, tmp_path: Path) -> None:
+    """A fresh process has lycoris-lora's default class-level preset, whose throwaway network
+    in create_network_from_weights asserts on diffusers UNets; loading must not care."""
+    import lycoris.kohya as lk
+    from lycoris.config import PRESET
+
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    written = write_lycoris_file(pipe, tmp_path / "w.safetensors", algo="loha", preset=str(SD_FULL))
+    with safe_open(str(written), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    meta["ss_network_args"] = json.dumps({"algo": "loha", "preset": "my-own-preset"})
+    path = tmp_path / "a.safetensors"  # a preset name only its trainer knew: no rebuild possible
+    save_file(load_file(str(written)), str(path), metadata=meta)
+    lk.LycorisNetworkKohya.apply_preset(PRESET["full"])  # the state of a fresh process
+    _round_trip(pipe, path)

@@ -23,6 +23,12 @@ from t2i_bench.generation.formats import (
 from t2i_bench.generation.kohya_names import rename_ldm_keys
 
 _PREFIXES = ("lora_unet", "lora_te")
+_EMPTY_PRESET = {
+    "unet_target_module": [],
+    "unet_target_name": [],
+    "text_encoder_target_module": [],
+    "text_encoder_target_name": [],
+}
 
 
 def _text_encoders(pipe) -> list:
@@ -105,6 +111,11 @@ class AdapterSwitcher:
         logger.setLevel(logging.ERROR)
         uses_te = any(k.startswith("lora_te") for k in wanted)
         uses_unet = any(k.startswith("lora_unet") for k in wanted)
+        # create_network_from_weights first builds a throwaway network from the class-level
+        # preset (global state that training code mutates; lycoris-lora 4.1's default wraps
+        # time_embedding.linear_1 twice on diffusers UNets and asserts). An empty preset makes
+        # that step build nothing, so loading never depends on what ran before.
+        lycoris_kohya.LycorisNetworkKohya.apply_preset(_EMPTY_PRESET)
         try:
             network, _ = lycoris_kohya.create_network_from_weights(
                 multiplier, str(path), None, text_encoder, self.pipe.unet, weights_sd=weights
