@@ -51,6 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=REPO / "benchmarks" / "RESULTS.md",
         help="markdown file the result table is appended to",
     )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=900.0,
+        help="seconds the command should stay under: past 55%% of it, comparisons time one "
+        "round instead of 2-3 (default 900)",
+    )
     parser.add_argument("--no-append", action="store_true", help="print only")
     parser.add_argument(
         "--workdir", type=Path, help="keep the workloads here (default: a temporary folder)"
@@ -71,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="t2i-bench-benchmarks-") as tmp:
         workdir = args.workdir or Path(tmp)
-        ctx = Context(workdir=workdir, quick=args.quick, threads=args.threads)
+        ctx = Context(
+            workdir=workdir,
+            quick=args.quick,
+            threads=args.threads,
+            selected=tuple(names),
+            budget=args.budget,
+            started=start,
+        )
         for name in names:
             module = importlib.import_module(f"benchmarks.{name}")
             print(f"[{time.perf_counter() - start:6.0f} s] {name} …", flush=True)

@@ -24,10 +24,19 @@ class Context:
     workdir: Path
     quick: bool = False
     threads: int = 1
+    selected: tuple[str, ...] = ()  # the comparisons this invocation runs
+    budget: float = 900.0  # seconds the whole command should stay under
+    started: float = field(default_factory=time.perf_counter)
     cache: dict[str, Any] = field(default_factory=dict)
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
+
+    def rounds(self, full: int) -> int:
+        """Timed rounds: ``full``, 1 with ``--quick`` or once past 55% of the time budget
+        (a heavily loaded machine), so the command stays within its budget."""
+        late = time.perf_counter() - self.started > 0.55 * self.budget
+        return 1 if self.quick or late else full
 
     def memo(self, key: str, build: Callable[[], Any]) -> Any:
         """``build()`` once per invocation (workloads and measurements shared by comparisons)."""

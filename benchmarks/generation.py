@@ -77,12 +77,13 @@ def run(ctx: Context) -> Row:
     jobs = [j for b in batches for j in b.jobs]
     pipe = load_base_pipeline("tiny", 0)
     batched(pipe, batches[:1], sampler)  # warm-up: first-call initialisation
+    repeats = ctx.rounds(3)
     timed = interleaved(
         {
             "plain": lambda: plain_loop(pipe, jobs, sampler),
             "ours": lambda: batched(pipe, batches, sampler),
         },
-        repeats=ctx.size(3, 1),
+        repeats=repeats,
     )
     (t_plain, plain), (t_ours, ours) = timed["plain"], timed["ours"]
     diffs = [np.abs(ours[k].astype(int) - plain[k].astype(int)) for k in plain]
@@ -102,7 +103,7 @@ def run(ctx: Context) -> Row:
     notes = (
         f"{n} images ({prompts} prompts x {n // prompts}), tiny model 64 px, DDIM 10 steps, "
         f"CFG 4.0, plan batches {[len(b.jobs) for b in batches]}; best of "
-        f"{ctx.size(3, 1)}; {equal}"
+        f"{repeats}; {equal}"
     )
     return Row(
         NAME,

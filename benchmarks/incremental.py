@@ -68,9 +68,9 @@ def run(ctx: Context) -> Row:
     full_run(warmup, root / "warmup")
     eight = write_config(root, "first", adapters[:n], concept, **sizes)
     nine = write_config(root, "again", adapters, concept, **sizes)
-    firsts = [full_run(eight, root / f"first-{i}") for i in range(ctx.size(2, 1))]
+    firsts = [full_run(eight, root / f"first-{i}") for i in range(ctx.rounds(2))]
     agains = []
-    for i in range(ctx.size(3, 1)):
+    for i in range(ctx.rounds(3)):
         copy = root / f"again-{i}"
         shutil.copytree(root / "first-0", copy, ignore=shutil.ignore_patterns("run.lock"))
         agains.append(full_run(nine, copy))

@@ -122,7 +122,7 @@ def run(ctx: Context) -> Row:
     spec = PipelineSpec(source="tiny", seed=0, threads=1)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    rounds = ctx.size(2, 1)
+    rounds = ctx.rounds(2)
     t1 = t2 = float("inf")
     try:
         for _ in range(rounds):  # 1, 2, 1, 2: other load on the machine hits both alike

@@ -1,20 +1,25 @@
-"""The scoring workload and t2i-bench's side of the scoring comparisons (shared, run once).
+"""The scoring workload and the timed rounds both scoring comparisons share.
 
 Workload: the tiny base model and one LyCORIS adapter render every prompt type of the default
 prompt set (``max_per_type`` prompts each, 4 images a prompt) for concept ``zqx`` with 6
-reference images; t2i-bench then embeds every image once per backbone and scores the 13
-metrics of :data:`benchmarks.workload.SUITE` through ``runner.embed`` and ``runner.score``.
+reference images. A round times, back to back: t2i-bench's suite (``runner.embed`` +
+``runner.score`` of the 13 metrics of :data:`benchmarks.workload.SUITE` on a fresh copy of
+the generated run), then the forward-pass floor (if ``floor`` runs), then every per-metric
+script (if ``per_metric`` runs). Each comparison takes the best round of each side.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from benchmarks.common import Context
-from benchmarks.per_metric_scripts import ScoringInput, Values
+from benchmarks.per_metric_scripts import SCRIPTS, ScoringInput, Values, read
 from benchmarks.workload import (
     count_images,
     image_groups,
@@ -34,12 +39,14 @@ class Scoring:
 
 
 @dataclass
-class SuiteTiming:
-    seconds: float
-    values: Values
-    embedded: int  # (image, backbone) embeddings computed
-    roles: list[str]
-    backbones: dict  # role -> Backbone, as t2i-bench built them
+class Round:
+    """One round's timings; ``floor`` and ``scripts`` are empty when not asked for."""
+
+    ours: float
+    values: Values  # t2i-bench's group values
+    floor: dict[str, float] = field(default_factory=dict)  # backbone -> forward seconds
+    scripts: dict[str, float] = field(default_factory=dict)  # per-metric script -> seconds
+    script_values: Values = field(default_factory=dict)
 
 
 def scoring_workload(ctx: Context) -> Scoring:
@@ -64,7 +71,7 @@ def scoring_workload(ctx: Context) -> Scoring:
         )
         run = runner.prepare(config)
         try:
-            rendered, failed = runner.generate(run)
+            _, failed = runner.generate(run)
             if failed:
                 raise RuntimeError(f"scoring workload: {failed} checkpoint(s) failed to load")
             data = ScoringInput(image_groups(run), load_concept(concept), run.base.name)
@@ -86,39 +93,112 @@ def stored_values(run) -> Values:
     return {(m, c, t): float(v) for m, c, t, v in rows}
 
 
-def rounds(ctx: Context) -> int:
-    """How often each side of a scoring comparison is timed (the best time counts)."""
-    return ctx.size(2, 1)
+def time_suite(work: Scoring) -> tuple[float, Values, dict]:
+    """Seconds of ``runner.embed`` + ``runner.score`` (backbone loading included) on a fresh
+    copy of the generated run, its values, and the backbones it built (by role)."""
+    from t2i_bench import runner
+    from t2i_bench.metrics.embed import needed_roles
+
+    fresh = work.generated.with_name("measured")
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(work.generated, fresh, ignore=shutil.ignore_patterns("run.lock"))
+    run = runner.prepare(work.config, output_dir=fresh)
+    try:
+        run.backbones = ZooBackbones(run.config.backbones, run.config.device, zoo=work.zoo)
+        start = time.perf_counter()
+        runner.embed(run)
+        summary = runner.score(run)
+        seconds = time.perf_counter() - start
+        if summary.failed:
+            raise RuntimeError(f"scoring failed: {run.store.failures()[:3]}")
+        built = {role: run.backbones.get(role) for role in needed_roles(run.metrics)}
+        return seconds, stored_values(run), built
+    finally:
+        run.close()
 
 
-def measure_suite(ctx: Context, round_: int = 0) -> SuiteTiming:
-    """Time ``runner.embed`` + ``runner.score`` (backbone loading included) on a fresh copy of
-    the generated run; memoised per round, so both scoring comparisons share the timings."""
+# ------------------------------------------------------------------------------ floor
 
-    def measure() -> SuiteTiming:
-        from t2i_bench import runner
-        from t2i_bench.metrics.embed import needed_roles
 
-        work = scoring_workload(ctx)
-        fresh = work.generated.with_name("measured")
-        shutil.rmtree(fresh, ignore_errors=True)
-        shutil.copytree(work.generated, fresh, ignore=shutil.ignore_patterns("run.lock"))
-        run = runner.prepare(work.config, output_dir=fresh)
-        try:
-            run.backbones = ZooBackbones(run.config.backbones, run.config.device, zoo=work.zoo)
+def _inputs(backbone, images) -> list[torch.Tensor]:
+    """Model inputs in ``batch_size`` chunks, exactly as the backbone prepares them."""
+    size = backbone.batch_size
+    chunks = [images[i : i + size] for i in range(0, len(images), size)]
+    if backbone.name == "inception_v3_fid":  # uint8 NCHW, resized inside the network
+        arrays = [np.stack([np.asarray(im) for im in c]) for c in chunks]
+        return [torch.from_numpy(a).permute(0, 3, 1, 2).contiguous() for a in arrays]
+    return [backbone._prepare_images(c) for c in chunks]
+
+
+def _forward(backbone, pixels: torch.Tensor) -> torch.Tensor:
+    if backbone.name == "inception_v3_fid":
+        return backbone.net(pixels)[0]
+    return backbone._forward_images(pixels)
+
+
+def _clip_t_texts(data: ScoringInput) -> list[str]:
+    from t2i_bench.metrics.base import get_metric
+
+    types = get_metric("clip_t").prompt_types
+    texts = {
+        data.concept.text_for_clip_t(p)
+        for g in data.groups
+        if g.prompt_type in types
+        for p in g.prompts
+    }
+    return sorted(texts)
+
+
+def time_floor(work: Scoring, backbones: dict) -> dict[str, float]:
+    """Seconds of the forward passes alone, per backbone (and the CLIP text tower), over every
+    image t2i-bench embeds, on inputs preprocessed beforehand."""
+    paths = [p for g in work.data.groups for p in g.paths] + list(work.data.references)
+    images = read(paths)
+    seconds: dict[str, float] = {}
+    with torch.inference_mode():
+        for role, backbone in backbones.items():
+            batches = _inputs(backbone, images)
             start = time.perf_counter()
-            embedded = runner.embed(run)
-            summary = runner.score(run)
-            seconds = time.perf_counter() - start
-            if summary.failed:
-                raise RuntimeError(f"scoring failed: {run.store.failures()[:3]}")
-            roles = needed_roles(run.metrics)
-            built = {r: run.backbones.get(r) for r in roles}
-            return SuiteTiming(seconds, stored_values(run), embedded, roles, built)
-        finally:
-            run.close()
+            for pixels in batches:
+                _forward(backbone, pixels)
+            seconds[role] = time.perf_counter() - start
+        clip = backbones["clip"]
+        tokens = clip.tokenizer(_clip_t_texts(work.data))
+        start = time.perf_counter()
+        for i in range(0, len(tokens), clip.batch_size):
+            clip.model.encode_text(tokens[i : i + clip.batch_size])
+        seconds["clip text"] = time.perf_counter() - start
+    return seconds
 
-    return ctx.memo(f"suite_timing:{round_}", measure)
+
+def time_scripts(work: Scoring) -> tuple[dict[str, float], Values]:
+    """Seconds of each per-metric script, run one after the other, and their values."""
+    seconds: dict[str, float] = {}
+    values: Values = {}
+    for name, script in SCRIPTS.items():
+        start = time.perf_counter()
+        values.update(script(work.data, work.zoo))
+        seconds[name] = time.perf_counter() - start
+    return seconds, values
+
+
+def scoring_rounds(ctx: Context) -> list[Round]:
+    """Rounds of ours, floor, scripts back to back (only the parts the invocation needs)."""
+
+    def measure() -> list[Round]:
+        work = scoring_workload(ctx)
+        out = []
+        for _ in range(ctx.rounds(2)):
+            seconds, values, backbones = time_suite(work)
+            current = Round(seconds, values)
+            if "floor" in ctx.selected:
+                current.floor = time_floor(work, backbones)
+            if "per_metric" in ctx.selected:
+                current.scripts, current.script_values = time_scripts(work)
+            out.append(current)
+        return out
+
+    return ctx.memo("scoring_rounds", measure)
 
 
 def workload_summary(work: Scoring) -> str:
@@ -128,6 +208,10 @@ def workload_summary(work: Scoring) -> str:
         f"{count_images(groups)} generated 64 px images ({rows} rows) + "
         f"{len(work.data.references)} references"
     )
+
+
+def round_times(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
 
 
 def agreement(ours: Values, theirs: Values) -> tuple[float, str]:

@@ -78,7 +78,8 @@ def run(ctx: Context) -> Row:
     load_base_pipeline(str(folder))  # warm-up: first-load initialisation
     best = {"switch": [float("inf")] * 2, "reload": [float("inf")] * 2}
     images = {}
-    for _ in range(ctx.size(3, 1)):
+    repeats = ctx.rounds(3)
+    for _ in range(repeats):
         for name, fn in (("switch", switching), ("reload", reloading)):
             start = time.perf_counter()
             images[name], spent = fn(folder, adapters, seeds, sampler)
@@ -91,7 +92,7 @@ def run(ctx: Context) -> Row:
     n = len(adapters)
     notes = (
         f"{n} adapters (LoRA/LoHa/LoKr) x {len(seeds)} images, tiny 64 px, DDIM 10 steps; best "
-        f"of {ctx.size(3, 1)}; images bitwise identical; per checkpoint {s_spent / n * 1000:.0f} "
+        f"of {repeats}; images bitwise identical; per checkpoint {s_spent / n * 1000:.0f} "
         f"ms (switch, incl. the one base load) vs {r_spent / n * 1000:.0f} ms (load + apply); "
         f"end to end with rendering {s_total:.2f} s vs {r_total:.2f} s = "
         f"{r_total / s_total:.2f}x"
