@@ -145,11 +145,10 @@ def test_corrupt_and_foreign_files(pipe, tmp_path: Path) -> None:
 def test_loading_does_not_depend_on_lycoris_global_preset(pipe, tmp_path: Path) -> None:
     """A fresh process has lycoris-lora's default class-level preset, whose throwaway network
     in create_network_from_weights asserts on diffusers UNets; loading must not care."""
-    import lycoris.kohya as lk
-    from lycoris.config import PRESET
-
     import json
 
+    import lycoris.kohya as lk
+    from lycoris.config import PRESET
     from safetensors import safe_open
     from safetensors.torch import load_file
 
