@@ -5,7 +5,7 @@ Every component is a real diffusers/transformers module with the SD 1.x class la
 ``Upsample2D``, ``AutoencoderKL`` with an 8x downsampling like SD's VAE, a ``CLIPTextModel``
 with ``CLIPAttention``/``CLIPMLP`` and CLIP's real 49,408-token BPE vocabulary), so adapters
 trained with LyCORIS's kohya wrapper target the same module classes as on SD 1.5. Images are
-64x64 and latents 4x8x8. Nothing is downloaded: the tokenizer is built from the BPE merges
+64x64, latents 4x8x8, and the text context 32 tokens (CLIP's is 77). Nothing is downloaded: the tokenizer is built from the BPE merges
 file that ships with open_clip.
 """
 
@@ -26,7 +26,10 @@ from t2i_bench.errors import BenchError
 
 TINY_IMAGE_SIZE = 64
 TINY_LATENT_SIZE = 8  # the VAE downsamples by 8, like SD's
-TINY_MAX_LENGTH = 77  # CLIP's context length; the text encoder's max_position_embeddings
+# Shorter than CLIP's 77 (a quarter less compute per training step); prompts are truncated
+# to 32 tokens, which the benchmark's prompts fit. The text encoder's
+# max_position_embeddings is the same number.
+TINY_MAX_LENGTH = 32
 CLIP_VOCAB_SIZE = 49408
 BOS_TOKEN, EOS_TOKEN = "<|startoftext|>", "<|endoftext|>"
 
@@ -110,7 +113,9 @@ def write_clip_vocab(save_dir: Path) -> None:
 
 
 def build_tiny_tokenizer(save_dir: Path | None = None) -> CLIPTokenizer:
-    """CLIP's real tokenizer (49,408 tokens, context 77), built offline from open_clip's BPE.
+    """CLIP's real tokenizer (49,408 tokens; context ``TINY_MAX_LENGTH``), built offline.
+
+    The vocabulary and merges come from the BPE file bundled with open_clip.
 
     With ``save_dir`` the ``vocab.json``/``merges.txt`` are kept there; otherwise a temporary
     directory is used.
