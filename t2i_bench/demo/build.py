@@ -8,7 +8,6 @@ saves each at epochs 1-3 (18 files). Everything is seeded; the result is cached 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from t2i_bench.demo.train_adapters import (
 )
 from t2i_bench.errors import BenchError
 from t2i_bench.generation.tiny import build_tiny_components, pipeline_from_components
+from t2i_bench.hashing import tree_sha256
 
 BUILDER_VERSION = "1"
 MARKER = "BUILD.json"
@@ -109,12 +109,8 @@ class DemoArtifacts:
 
 
 def base_model_hash(base_dir: Path) -> str:
-    """SHA-256 over a diffusers folder's files (sorted relative paths and their bytes)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(base_dir).rglob("*") if p.is_file()):
-        digest.update(path.relative_to(base_dir).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """The base folder's hash as t2i-bench checks ``ss_sd_model_hash`` against it."""
+    return tree_sha256(Path(base_dir))
 
 
 def _artifacts(root: Path, info: dict[str, Any]) -> DemoArtifacts:
