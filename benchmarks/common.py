@@ -7,7 +7,8 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -65,27 +66,46 @@ class Row:
         return self.ratio <= self.target if self.op == "<=" else self.ratio >= self.target
 
 
-def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """The smallest wall time of ``repeats`` calls (``time.perf_counter``) and the last result."""
-    best, result = float("inf"), None
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+@dataclass
+class Clock:
+    """Wall time (``time.perf_counter``) and this process's CPU time (``time.process_time``):
+    the second hardly moves when other processes load the machine."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __add__(self, other: Clock) -> Clock:
+        return Clock(self.wall + other.wall, self.cpu + other.cpu)
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, Any]]:
-    """Best wall time of each callable over ``repeats`` rounds, run A B A B … so that load
-    from other processes hits both sides alike; values are (seconds, last result)."""
-    out: dict[str, tuple[float, Any]] = {name: (float("inf"), None) for name in fns}
+@contextmanager
+def clock() -> Iterator[Clock]:
+    """``with clock() as c: …`` fills ``c.wall`` and ``c.cpu`` when the block ends."""
+    result = Clock()
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield result
+    finally:
+        result.wall = time.perf_counter() - wall
+        result.cpu = time.process_time() - cpu
+
+
+def best(clocks: list[Clock]) -> Clock:
+    """The smallest wall time and the smallest CPU time of several rounds."""
+    return Clock(min(c.wall for c in clocks), min(c.cpu for c in clocks))
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[Clock, Any]]:
+    """Each callable timed ``repeats`` times, run A B A B … so that load from other processes
+    hits both sides alike; values are (best clock, last result)."""
+    clocks: dict[str, list[Clock]] = {name: [] for name in fns}
+    results: dict[str, Any] = {}
     for _ in range(max(1, repeats)):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            result = fn()
-            elapsed = time.perf_counter() - start
-            out[name] = (min(out[name][0], elapsed), result)
-    return out
+            with clock() as c:
+                results[name] = fn()
+            clocks[name].append(c)
+    return {name: (best(clocks[name]), results[name]) for name in fns}
 
 
 # --------------------------------------------------------------------------- machine

@@ -27,7 +27,7 @@ def full_run(config: Path, output: Path) -> dict[str, float | int]:
     from t2i_bench.report.build import write_report
 
     times: dict[str, float | int] = {}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run = runner.prepare(config, output_dir=output)
     try:
         times["prepare"] = time.perf_counter() - start
@@ -43,6 +43,7 @@ def full_run(config: Path, output: Path) -> dict[str, float | int]:
         summary = runner.score(run)
         times["scored"], times["cached"] = summary.computed, summary.skipped
         times["score"] = time.perf_counter() - mark
+        times["cpu"] = time.process_time() - cpu
         mark = time.perf_counter()
         write_report(run)
         times["report"] = time.perf_counter() - mark
@@ -82,7 +83,9 @@ def run(ctx: Context) -> Row:
         f"re-run with {n + 1}: rendered {again['rendered']}, embedded {again['embedded']}, "
         f"scored {again['scored']} ({again['cached']} cached) ({_stages(again)} s); "
         f"with the report stage {again['with_report']:.1f} / {first['with_report']:.1f} s = "
-        f"{float(again['with_report']) / float(first['with_report']):.2f}; best of "
+        f"{float(again['with_report']) / float(first['with_report']):.2f}; CPU-time ratio "
+        f"{min(float(t['cpu']) for t in agains) / min(float(t['cpu']) for t in firsts):.3f}; "
+        "best of "
         f"{len(firsts)} and {len(agains)} (first "
         + ", ".join(f"{float(t['total']):.1f}" for t in firsts)
         + " s; re-run "

@@ -23,8 +23,9 @@ NAME = "per_metric"
 def run(ctx: Context) -> Row:
     work = scoring_workload(ctx)
     rounds = scoring_rounds(ctx)
-    ours = [r.ours for r in rounds]
-    theirs = [sum(r.scripts.values()) for r in rounds]
+    ours = [r.ours.wall for r in rounds]
+    theirs = [r.scripts_clock.wall for r in rounds]
+    cpu = min(r.ours.cpu for r in rounds) / min(r.scripts_clock.cpu for r in rounds)
     best = rounds[theirs.index(min(theirs))]
     worst, where = agreement(rounds[-1].values, rounds[-1].script_values)
     slowest = sorted(best.scripts.items(), key=lambda kv: -kv[1])[:4]
@@ -33,7 +34,7 @@ def run(ctx: Context) -> Row:
         + ", ".join(f"{k} {v:.1f} s" for k, v in slowest)
         + f" (+{len(best.scripts) - len(slowest)} more); values agree within {worst:.1e} "
         f"relative (worst: {where}); best of {len(rounds)} (ours {round_times(ours)} s; "
-        f"theirs {round_times(theirs)} s)"
+        f"theirs {round_times(theirs)} s); CPU-time ratio {cpu:.3f}"
     )
     return Row(
         NAME,

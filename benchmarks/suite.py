@@ -11,14 +11,13 @@ script (if ``per_metric`` runs). Each comparison takes the best round of each si
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.common import Context
+from benchmarks.common import Clock, Context, clock
 from benchmarks.per_metric_scripts import SCRIPTS, ScoringInput, Values, read
 from benchmarks.workload import (
     count_images,
@@ -42,10 +41,12 @@ class Scoring:
 class Round:
     """One round's timings; ``floor`` and ``scripts`` are empty when not asked for."""
 
-    ours: float
+    ours: Clock
     values: Values  # t2i-bench's group values
     floor: dict[str, float] = field(default_factory=dict)  # backbone -> forward seconds
+    floor_clock: Clock = field(default_factory=Clock)
     scripts: dict[str, float] = field(default_factory=dict)  # per-metric script -> seconds
+    scripts_clock: Clock = field(default_factory=Clock)
     script_values: Values = field(default_factory=dict)
 
 
@@ -93,8 +94,8 @@ def stored_values(run) -> Values:
     return {(m, c, t): float(v) for m, c, t, v in rows}
 
 
-def time_suite(work: Scoring) -> tuple[float, Values, dict]:
-    """Seconds of ``runner.embed`` + ``runner.score`` (backbone loading included) on a fresh
+def time_suite(work: Scoring) -> tuple[Clock, Values, dict]:
+    """Time of ``runner.embed`` + ``runner.score`` (backbone loading included) on a fresh
     copy of the generated run, its values, and the backbones it built (by role)."""
     from t2i_bench import runner
     from t2i_bench.metrics.embed import needed_roles
@@ -105,10 +106,9 @@ def time_suite(work: Scoring) -> tuple[float, Values, dict]:
     run = runner.prepare(work.config, output_dir=fresh)
     try:
         run.backbones = ZooBackbones(run.config.backbones, run.config.device, zoo=work.zoo)
-        start = time.perf_counter()
-        runner.embed(run)
-        summary = runner.score(run)
-        seconds = time.perf_counter() - start
+        with clock() as seconds:
+            runner.embed(run)
+            summary = runner.score(run)
         if summary.failed:
             raise RuntimeError(f"scoring failed: {run.store.failures()[:3]}")
         built = {role: run.backbones.get(role) for role in needed_roles(run.metrics)}
@@ -149,37 +149,35 @@ def _clip_t_texts(data: ScoringInput) -> list[str]:
     return sorted(texts)
 
 
-def time_floor(work: Scoring, backbones: dict) -> dict[str, float]:
+def time_floor(work: Scoring, backbones: dict) -> tuple[dict[str, float], Clock]:
     """Seconds of the forward passes alone, per backbone (and the CLIP text tower), over every
-    image t2i-bench embeds, on inputs preprocessed beforehand."""
+    image t2i-bench embeds, on inputs preprocessed beforehand; and their total clock."""
     paths = [p for g in work.data.groups for p in g.paths] + list(work.data.references)
     images = read(paths)
-    seconds: dict[str, float] = {}
+    parts: dict[str, Clock] = {}
     with torch.inference_mode():
         for role, backbone in backbones.items():
             batches = _inputs(backbone, images)
-            start = time.perf_counter()
-            for pixels in batches:
-                _forward(backbone, pixels)
-            seconds[role] = time.perf_counter() - start
+            with clock() as parts[role]:
+                for pixels in batches:
+                    _forward(backbone, pixels)
         clip = backbones["clip"]
         tokens = clip.tokenizer(_clip_t_texts(work.data))
-        start = time.perf_counter()
-        for i in range(0, len(tokens), clip.batch_size):
-            clip.model.encode_text(tokens[i : i + clip.batch_size])
-        seconds["clip text"] = time.perf_counter() - start
-    return seconds
+        with clock() as parts["clip text"]:
+            for i in range(0, len(tokens), clip.batch_size):
+                clip.model.encode_text(tokens[i : i + clip.batch_size])
+    return {k: c.wall for k, c in parts.items()}, sum(parts.values(), Clock())
 
 
-def time_scripts(work: Scoring) -> tuple[dict[str, float], Values]:
-    """Seconds of each per-metric script, run one after the other, and their values."""
-    seconds: dict[str, float] = {}
+def time_scripts(work: Scoring) -> tuple[dict[str, float], Clock, Values]:
+    """Seconds of each per-metric script, run one after the other, their total clock and
+    their values."""
+    parts: dict[str, Clock] = {}
     values: Values = {}
     for name, script in SCRIPTS.items():
-        start = time.perf_counter()
-        values.update(script(work.data, work.zoo))
-        seconds[name] = time.perf_counter() - start
-    return seconds, values
+        with clock() as parts[name]:
+            values.update(script(work.data, work.zoo))
+    return {k: c.wall for k, c in parts.items()}, sum(parts.values(), Clock()), values
 
 
 def scoring_rounds(ctx: Context) -> list[Round]:
@@ -192,9 +190,9 @@ def scoring_rounds(ctx: Context) -> list[Round]:
             seconds, values, backbones = time_suite(work)
             current = Round(seconds, values)
             if "floor" in ctx.selected:
-                current.floor = time_floor(work, backbones)
+                current.floor, current.floor_clock = time_floor(work, backbones)
             if "per_metric" in ctx.selected:
-                current.scripts, current.script_values = time_scripts(work)
+                current.scripts, current.scripts_clock, current.script_values = time_scripts(work)
             out.append(current)
         return out
 

@@ -12,11 +12,9 @@ notes. Best of N rounds, interleaved; images asserted bitwise equal.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from benchmarks.common import Context, Row
+from benchmarks.common import Clock, Context, Row, best, clock
 from benchmarks.workload import write_adapters
 
 NAME = "switching"
@@ -29,36 +27,35 @@ def _render(pipe, seeds, sampler) -> list[np.ndarray]:
     return [np.asarray(im) for im in render_batch(pipe, [PROMPT] * len(seeds), seeds, sampler)]
 
 
-def switching(folder, adapters, seeds, sampler) -> tuple[list, float]:
-    """Images per adapter and the seconds spent loading/switching (render excluded)."""
+def switching(folder, adapters, seeds, sampler) -> tuple[list, Clock]:
+    """Images per adapter and the time spent loading/switching (rendering excluded)."""
     from t2i_bench.generation.adapters import AdapterSwitcher
     from t2i_bench.generation.pipeline import load_base_pipeline
 
-    start = time.perf_counter()
-    pipe = load_base_pipeline(str(folder))
-    switcher = AdapterSwitcher(pipe, str(folder))
-    spent = time.perf_counter() - start
+    with clock() as spent:
+        pipe = load_base_pipeline(str(folder))
+        switcher = AdapterSwitcher(pipe, str(folder))
     out = []
     for path in adapters:
-        start = time.perf_counter()
-        switcher.apply(path)
-        spent += time.perf_counter() - start
+        with clock() as step:
+            switcher.apply(path)
+        spent += step
         out.append(_render(pipe, seeds, sampler))
-    start = time.perf_counter()
-    switcher.remove()
-    return out, spent + time.perf_counter() - start
+    with clock() as step:
+        switcher.remove()
+    return out, spent + step
 
 
-def reloading(folder, adapters, seeds, sampler) -> tuple[list, float]:
+def reloading(folder, adapters, seeds, sampler) -> tuple[list, Clock]:
     from t2i_bench.generation.adapters import AdapterSwitcher
     from t2i_bench.generation.pipeline import load_base_pipeline
 
-    out, spent = [], 0.0
+    out, spent = [], Clock()
     for path in adapters:
-        start = time.perf_counter()
-        pipe = load_base_pipeline(str(folder))
-        AdapterSwitcher(pipe, str(folder)).apply(path)
-        spent += time.perf_counter() - start
+        with clock() as step:
+            pipe = load_base_pipeline(str(folder))
+            AdapterSwitcher(pipe, str(folder)).apply(path)
+        spent += step
         out.append(_render(pipe, seeds, sampler))
     return out, spent
 
@@ -76,26 +73,29 @@ def run(ctx: Context) -> Row:
     sampler = SamplerConfig(steps=10, guidance_scale=4.0, width=64, height=64)
     seeds = list(range(ctx.size(2, 1)))
     load_base_pipeline(str(folder))  # warm-up: first-load initialisation
-    best = {"switch": [float("inf")] * 2, "reload": [float("inf")] * 2}
+    spent: dict[str, list[Clock]] = {"switch": [], "reload": []}
+    total: dict[str, list[Clock]] = {"switch": [], "reload": []}
     images = {}
     repeats = ctx.rounds(3)
     for _ in range(repeats):
         for name, fn in (("switch", switching), ("reload", reloading)):
-            start = time.perf_counter()
-            images[name], spent = fn(folder, adapters, seeds, sampler)
-            total = time.perf_counter() - start
-            best[name] = [min(best[name][0], spent), min(best[name][1], total)]
+            with clock() as whole:
+                images[name], part = fn(folder, adapters, seeds, sampler)
+            spent[name].append(part)
+            total[name].append(whole)
     for path, x, y in zip(adapters, images["switch"], images["reload"], strict=True):
         if not all(np.array_equal(u, v) for u, v in zip(x, y, strict=True)):
             raise AssertionError(f"switching and reloading give different images for {path.name}")
-    (s_spent, s_total), (r_spent, r_total) = best["switch"], best["reload"]
+    s_clock, r_clock = best(spent["switch"]), best(spent["reload"])
+    s_spent, r_spent = s_clock.wall, r_clock.wall
+    s_total, r_total = best(total["switch"]).wall, best(total["reload"]).wall
     n = len(adapters)
     notes = (
         f"{n} adapters (LoRA/LoHa/LoKr) x {len(seeds)} images, tiny 64 px, DDIM 10 steps; best "
         f"of {repeats}; images bitwise identical; per checkpoint {s_spent / n * 1000:.0f} "
         f"ms (switch, incl. the one base load) vs {r_spent / n * 1000:.0f} ms (load + apply); "
         f"end to end with rendering {s_total:.2f} s vs {r_total:.2f} s = "
-        f"{r_total / s_total:.2f}x"
+        f"{r_total / s_total:.2f}x; CPU-time ratio {r_clock.cpu / s_clock.cpu:.2f}"
     )
     return Row(
         NAME,
