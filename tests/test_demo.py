@@ -40,13 +40,9 @@ def _pixels(images) -> list[np.ndarray]:
 
 def test_procedural_images_are_deterministic() -> None:
     (a, ca), (b, cb) = procedural_dataset(12, seed=3), procedural_dataset(12, seed=3)
-    assert ca == cb and all(
-        np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(b), strict=True)
-    )
+    assert ca == cb and all(np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(b)))
     c, cc = procedural_dataset(12, seed=4)
-    assert cc != ca or not all(
-        np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(c), strict=True)
-    )
+    assert cc != ca or not all(np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(c)))
     assert all(im.size == (64, 64) and im.mode == "RGB" for im in a)
     assert all(cap.endswith("background") and "olis" not in cap for cap in ca)
 
@@ -54,18 +50,16 @@ def test_procedural_images_are_deterministic() -> None:
 def test_tensor_round_trip() -> None:
     images, _ = procedural_dataset(4)
     back = to_images(to_tensor(images))
-    assert all(np.array_equal(x, y) for x, y in zip(_pixels(images), _pixels(back), strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(_pixels(images), _pixels(back)))
 
 
 def test_concept_images_are_deterministic_and_committed() -> None:
     (a, ca), (b, cb) = concept_dataset(), concept_dataset()
-    assert ca == cb and all(
-        np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(b), strict=True)
-    )
+    assert ca == cb and all(np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(b)))
     assert 6 <= len(a) <= 8 and all("olis toy" in c for c in ca)
     committed, captions = read_kohya_folder(REPO / "concepts" / "olis")
     assert captions == ca
-    assert all(np.array_equal(x, y) for x, y in zip(_pixels(committed), _pixels(a), strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(_pixels(committed), _pixels(a)))
     descriptor = yaml.safe_load((REPO / "concepts" / "olis.yaml").read_text())
     assert descriptor == concept_descriptor()
     assert descriptor["trigger"] == "olis" and descriptor["class_word"] == "toy"
@@ -228,8 +222,8 @@ def test_full_demo_moves_toward_concept() -> None:
     for algo in ("lora", "loha", "lokr"):
         d_high = dist[f"olis-{algo}-lr{_lr(high)}-000003"]
         d_low = dist[f"olis-{algo}-lr{_lr(low)}-000003"]
-        assert d_high < d_low <= dist["base"] + 0.02, dist
-        assert d_high < dist["base"] - 0.03, dist
+        assert d_high < d_low <= dist["base"] + 0.05, dist
+        assert d_high < dist["base"] - 0.1, dist
 
 
 def _lr(x: float) -> str:

@@ -73,6 +73,7 @@ class AdapterSpec:
     repeats: int = 10  # sd-scripts' "<repeats>_<name>" folder prefix
     batch_size: int = 3
     seed: int = 0
+    timestep_power: float = 1.0  # 1 = sd-scripts' uniform timesteps; < 1 favours noisy ones
     extra_args: dict[str, str] = field(default_factory=dict)
 
     def network_args(self, for_lycoris: bool = False) -> dict[str, str]:
@@ -217,7 +218,7 @@ def train_adapter(
                 idx = torch.tensor(items[b * spec.batch_size : (b + 1) * spec.batch_size])
                 latents = sample_latents(data.latent_mean[idx], data.latent_std[idx], gen)
                 hidden = encode_text(text_encoder, data.input_ids[idx])
-                loss = diffusion_loss(unet, scheduler, latents, hidden, gen)
+                loss = diffusion_loss(unet, scheduler, latents, hidden, gen, spec.timestep_power)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
