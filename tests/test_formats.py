@@ -160,3 +160,28 @@ def test_loading_does_not_depend_on_lycoris_global_preset(pipe, tmp_path: Path) 
     save_file(load_file(str(written)), str(path), metadata=meta)
     lk.LycorisNetworkKohya.apply_preset(PRESET["full"])  # the state of a fresh process
     _round_trip(pipe, path)
+
+
+def test_kohya_text_model_names_load(pipe, tmp_path: Path) -> None:
+    """Real SD 1.x kohya files name text-encoder modules ``lora_te_text_model_encoder_…``
+    (transformers 4); transformers 5's CLIPTextModel has no ``text_model`` level."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    ours = write_lycoris_file(pipe, tmp_path / "ours.safetensors", algo="lora", seed=9)
+    with safe_open(str(ours), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    renamed = {
+        k.replace("lora_te_", "lora_te_text_model_", 1) if k.startswith("lora_te_") else k: v
+        for k, v in load_file(str(ours)).items()
+    }
+    assert any(k.startswith("lora_te_text_model_encoder_") for k in renamed)
+    kohya = tmp_path / "kohya.safetensors"
+    save_file(renamed, str(kohya), metadata=meta)
+    switcher = AdapterSwitcher(pipe)
+    images = []
+    for path in (ours, kohya):
+        switcher.apply(path)
+        images.append(_pixels(pipe))
+    switcher.remove()
+    assert np.array_equal(images[0], images[1])

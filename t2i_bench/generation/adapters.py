@@ -95,6 +95,7 @@ class AdapterSwitcher:
         import lycoris.kohya as lycoris_kohya
 
         weights = rename_ldm_keys(load_state_dict(path, self.allow_pickle), self.pipe.unet)
+        weights = self._match_text_model_level(weights)
         wanted = adapter_module_names(weights)
         matched = wanted & self._names
         if not wanted or len(matched) < len(wanted):
@@ -135,6 +136,24 @@ class AdapterSwitcher:
         network.to(device=self.pipe.unet.device, dtype=self.pipe.unet.dtype)
         self.network = network
         self._undo.append(network.restore)
+
+    def _match_text_model_level(self, weights: dict) -> dict:
+        """kohya files name text-encoder modules ``lora_te_text_model_encoder_…`` (transformers
+        4's ``CLIPTextModel.text_model``); transformers 5 has no ``text_model`` level. Drop or
+        add it so the names match this pipeline's modules."""
+        renamed = {}
+        for key, value in weights.items():
+            module, dot, rest = key.partition(".")
+            if module.startswith("lora_te") and module not in self._names:
+                prefix, sep, tail = module.partition("_text_model_")
+                if sep and f"{prefix}_{tail}" in self._names:
+                    module = f"{prefix}_{tail}"
+                elif not sep:
+                    head, _, name = module.partition("_")
+                    candidate = f"{head}_text_model_{name}"
+                    module = candidate if candidate in self._names else module
+            renamed[f"{module}{dot}{rest}"] = value
+        return renamed
 
     def _rebuild_from_metadata(self, path: Path, weights, multiplier: float, error: Exception):
         """Build the network from its kohya ``ss_network_*`` metadata, as training did."""
