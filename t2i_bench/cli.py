@@ -290,6 +290,21 @@ def demo(
 
 
 @app.command()
+def doctor(
+    config: Annotated[Path | None, typer.Argument(help="run config to check (optional)")] = None,
+) -> None:
+    """Check this environment (and a run config) before a long run; exit 1 on any problem."""
+    from t2i_bench.doctor import diagnose
+
+    problems = diagnose(config)
+    for problem in problems:
+        console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    console.print("doctor: no problems found")
+
+
+@app.command()
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="checkpoint files or folders")],
     pattern: Annotated[

@@ -6,12 +6,8 @@
 
 from __future__ import annotations
 
-import platform
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -22,7 +18,6 @@ from t2i_bench.config import RunConfig, dump_config, load_config
 from t2i_bench.errors import BenchError
 from t2i_bench.executors import Executor, LocalExecutor, RayExecutor, embed_tasks
 from t2i_bench.generation.worker import PipelineSpec, RenderTask
-from t2i_bench.hashing import stable_hash
 from t2i_bench.metrics.base import Metric, get_metric
 from t2i_bench.metrics.embed import (
     Backbones,
@@ -34,10 +29,10 @@ from t2i_bench.metrics.embed import (
 from t2i_bench.metrics.score import ScoreSummary, build_groups, score_baselines, score_groups
 from t2i_bench.plan import Plan, base_model_identity, make_plan
 from t2i_bench.prompts import load_prompt_set
+from t2i_bench.provenance import extend_history, provenance, version_drift
 from t2i_bench.store import RunLock, RunStore, atomic_write_bytes
 
 Progress = Callable[[str, int, int], None]  # (task label, done, total)
-PACKAGES = ("t2i-bench", "torch", "diffusers", "transformers", "open_clip_torch", "lycoris-lora")
 
 
 @dataclass
@@ -70,33 +65,6 @@ class Run:
         return self.plan.checkpoints[0]
 
 
-def provenance(config: RunConfig) -> dict[str, object]:
-    """Package versions, git revision and config hash recorded with every run."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    try:
-        revision = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        revision = ""
-    return {
-        "packages": versions,
-        "git_revision": revision or None,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "config_hash": stable_hash(config.model_dump(mode="json", exclude={"output_dir"})),
-    }
-
-
 def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: bool = False) -> Run:
     """Load and validate everything, write the plan; no model is loaded here."""
     config = load_config(Path(config_path), output_dir)
@@ -113,10 +81,14 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     lock = store.lock()
     atomic_write_bytes(config.output_dir / "config.yaml", dump_config(config).encode())
     store.write_plan(checkpoints, plan.jobs)
-    store.set_meta("provenance", provenance(config))
+    record = provenance(config.model_dump(mode="json", exclude={"output_dir"}))
+    store.set_meta("provenance", record)
+    history = extend_history(store.get_meta("provenance_history", []) or [], record)
+    store.set_meta("provenance_history", history)
     store.set_meta("backbone_profile", config.backbones.profile)
     warnings = [w for ckpt in checkpoints for w in ckpt.warnings]
     store.set_meta("warnings", warnings)
+    warnings.extend(version_drift(history))
     if lock.took_over:
         warnings.append(f"took over the lock of a run that is gone ({lock.took_over})")
     return Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)

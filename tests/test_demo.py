@@ -40,9 +40,13 @@ def _pixels(images) -> list[np.ndarray]:
 
 def test_procedural_images_are_deterministic() -> None:
     (a, ca), (b, cb) = procedural_dataset(12, seed=3), procedural_dataset(12, seed=3)
-    assert ca == cb and all(np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(b)))
+    assert ca == cb and all(
+        np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(b), strict=True)
+    )
     c, cc = procedural_dataset(12, seed=4)
-    assert cc != ca or not all(np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(c)))
+    assert cc != ca or not all(
+        np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(c), strict=True)
+    )
     assert all(im.size == (64, 64) and im.mode == "RGB" for im in a)
     assert all(cap.endswith("background") and "olis" not in cap for cap in ca)
 
@@ -50,16 +54,18 @@ def test_procedural_images_are_deterministic() -> None:
 def test_tensor_round_trip() -> None:
     images, _ = procedural_dataset(4)
     back = to_images(to_tensor(images))
-    assert all(np.array_equal(x, y) for x, y in zip(_pixels(images), _pixels(back)))
+    assert all(np.array_equal(x, y) for x, y in zip(_pixels(images), _pixels(back), strict=True))
 
 
 def test_concept_images_are_deterministic_and_committed() -> None:
     (a, ca), (b, cb) = concept_dataset(), concept_dataset()
-    assert ca == cb and all(np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(b)))
+    assert ca == cb and all(
+        np.array_equal(x, y) for x, y in zip(_pixels(a), _pixels(b), strict=True)
+    )
     assert 6 <= len(a) <= 8 and all("olis toy" in c for c in ca)
     committed, captions = read_kohya_folder(REPO / "concepts" / "olis")
     assert captions == ca
-    assert all(np.array_equal(x, y) for x, y in zip(_pixels(committed), _pixels(a)))
+    assert all(np.array_equal(x, y) for x, y in zip(_pixels(committed), _pixels(a), strict=True))
     descriptor = yaml.safe_load((REPO / "concepts" / "olis.yaml").read_text())
     assert descriptor == concept_descriptor()
     assert descriptor["trigger"] == "olis" and descriptor["class_word"] == "toy"

@@ -23,8 +23,8 @@ from t2i_bench.config import RunConfig
 from t2i_bench.hashing import stable_hash
 from t2i_bench.metrics.base import SET_ITEM, get_metric
 from t2i_bench.plan import ImageJob
+from t2i_bench.provenance import provenance
 from t2i_bench.report.build import write_report
-from t2i_bench.runner import provenance
 from t2i_bench.store import RunStore
 
 SCRIPT = "<script>alert(1)</script>"
@@ -57,7 +57,7 @@ def synthetic_run(root: Path, algos=ALGOS, lrs=LRS) -> SimpleNamespace:
             checkpoints.append(Checkpoint(name, path, hyperparameters=hyper, format="lycoris"))
     jobs = [_job(c.name, pt, seed) for c in checkpoints for pt in PROMPTS for seed in SEEDS]
     store.write_plan(checkpoints, jobs)
-    store.set_meta("provenance", provenance(config))
+    store.set_meta("provenance", provenance(config.model_dump(mode="json")))
     store.set_meta("backbone_profile", "tiny")
     _put_images(store, jobs, [c.name for c in checkpoints])
     _put_scores(store, checkpoints, jobs)

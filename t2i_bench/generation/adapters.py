@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from t2i_bench.compat import require_compatible
 from t2i_bench.errors import BenchError
 from t2i_bench.generation.formats import (
     Format,
@@ -181,6 +182,7 @@ class AdapterSwitcher:
 
     # -- diffusers / PEFT LoRA -----------------------------------------------------------
     def _apply_diffusers_lora(self, path: Path, multiplier: float) -> None:
+        require_compatible("peft_lora", path)
         weights = load_state_dict(path, self.allow_pickle)
         try:
             self.pipe.load_lora_weights(weights, adapter_name="t2i_bench")

@@ -5,8 +5,8 @@ Every component is a real diffusers/transformers module with the SD 1.x class la
 ``Upsample2D``, ``AutoencoderKL`` with an 8x downsampling like SD's VAE, a ``CLIPTextModel``
 with ``CLIPAttention``/``CLIPMLP`` and CLIP's real 49,408-token BPE vocabulary), so adapters
 trained with LyCORIS's kohya wrapper target the same module classes as on SD 1.5. Images are
-64x64, latents 4x8x8, and the text context 32 tokens (CLIP's is 77). Nothing is downloaded: the tokenizer is built from the BPE merges
-file that ships with open_clip.
+64x64, latents 4x8x8, and the text context 32 tokens (CLIP's is 77). Nothing is downloaded:
+the tokenizer is built from the BPE merges file that ships with open_clip.
 """
 
 from __future__ import annotations

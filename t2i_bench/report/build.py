@@ -27,6 +27,7 @@ from t2i_bench.analysis.io import (
     write_table,
 )
 from t2i_bench.errors import BenchError
+from t2i_bench.provenance import version_drift
 from t2i_bench.report import html
 from t2i_bench.report.leaderboard import (
     Tradeoff,
@@ -273,6 +274,7 @@ def alerts(run: Run, analysis: Analysis) -> list[str]:
     if run.config.backbones.profile == "tiny":
         found.append(TINY_WARNING)
     found.extend(str(w) for w in run.store.get_meta("warnings", []) or [])
+    found.extend(version_drift(run.store.get_meta("provenance_history", []) or []))
     found.extend(note_alerts(score_notes(run)))
     if analysis.skipped:
         found.append(analysis.skipped)
