@@ -348,13 +348,14 @@ def list_prompts(
     folder: Annotated[Path, typer.Argument(help="prompt-set folder")] = Path("prompts"),
 ) -> None:
     """The prompt sets in a folder with their versions and sizes."""
+    from t2i_bench.prompt_types import PROMPT_SET_TYPES
     from t2i_bench.prompts import load_prompt_set
 
     def action() -> None:
-        table = Table("file", "name", "version", "trigger", "alter", "style", "agnostic")
+        table = Table("file", "name", "version", *PROMPT_SET_TYPES)
         for path in sorted(folder.glob("*.yaml")):
             ps = load_prompt_set(path)
-            sizes = [str(len(getattr(ps, k))) for k in ("trigger", "alter", "style", "agnostic")]
+            sizes = [str(len(ps.templates_for(k))) for k in PROMPT_SET_TYPES]
             table.add_row(path.name, ps.name, str(ps.version), *sizes)
         out.print(table)
 

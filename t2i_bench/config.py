@@ -20,9 +20,7 @@ from pydantic import (
 )
 
 from t2i_bench.errors import BenchError
-
-PROMPT_TYPES = ("train", "trigger", "alter", "style", "agnostic")
-PromptType = Literal["train", "trigger", "alter", "style", "agnostic"]
+from t2i_bench.prompt_types import PROMPT_TYPE_NAMES, PROMPT_TYPES
 
 
 class _Strict(BaseModel):
@@ -80,8 +78,18 @@ class CheckpointConfig(_Strict):
 
 class PromptsConfig(_Strict):
     set: Path = Field(Path("prompts/default.yaml"), description="a prompt-set YAML file")
-    types: list[PromptType] = Field(default_factory=lambda: list(PROMPT_TYPES))
+    types: list[str] = Field(default_factory=lambda: list(PROMPT_TYPE_NAMES))
     max_per_type: int | None = Field(None, ge=1, description="keep the first N of each type")
+
+    @field_validator("types")
+    @classmethod
+    def _registered_types(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in PROMPT_TYPES:
+                raise ValueError(f"unknown prompt type {name!r}; known: {', '.join(PROMPT_TYPES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a prompt type is listed twice")
+        return value
 
 
 class BackbonesConfig(_Strict):
@@ -96,6 +104,11 @@ class BackbonesConfig(_Strict):
     pickscore: str = "pickscore"
     image_reward: str = "image_reward"
     batch_size: int = Field(32, ge=1)
+
+    def role(self, role: str) -> tuple[str, dict[str, Any]]:
+        """The registered backbone that plays ``role`` and its loader options (a role that is
+        not a field names the backbone itself, for plugins)."""
+        return str(getattr(self, role, None) or role), {}
 
 
 class RunConfig(_Strict):

@@ -13,13 +13,16 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from t2i_bench.config import SamplerConfig
 from t2i_bench.errors import BenchError
 from t2i_bench.generation.worker import PipelineSpec, Renderer, RenderResult, RenderTask
+
+if TYPE_CHECKING:
+    from t2i_bench.metrics.embed import Backbones
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,11 @@ class EmbedTask:
     device: str
     shas: tuple[str, ...]
     images: tuple[bytes, ...]  # encoded image files
+    options: tuple[tuple[str, object], ...] = ()  # the backbone's loader options
+    batch_size: int = 32
+
+
+EmbedResult = tuple[tuple[str, ...], np.ndarray]  # (image shas, their features)
 
 
 def _decode(data: bytes):
@@ -41,13 +49,18 @@ def _decode(data: bytes):
 
 
 class Executor(Protocol):
-    """Where work runs; ``embed`` is None when embedding stays in the driver."""
+    """Where render and embed work runs; results come back to the driver, which alone
+    writes the store."""
 
     name: str
 
     def render(
         self, spec: PipelineSpec, sampler: SamplerConfig, tasks: Iterable[RenderTask]
     ) -> Iterator[RenderResult]: ...
+
+    def embed(
+        self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
+    ) -> Iterator[EmbedResult]: ...
 
     def close(self) -> None: ...
 
@@ -67,6 +80,17 @@ class LocalExecutor:
         renderer = self._renderers.setdefault(key, Renderer(spec, sampler))
         for task in tasks:
             yield renderer.run(task)
+
+    def embed(
+        self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
+    ) -> Iterator[EmbedResult]:
+        """Embed with the run's own backbone (loaded once, shared with the score stage)."""
+        backbone = backbones.get(role)
+        shas = sorted(items)
+        for start in range(0, len(shas), batch_size):
+            chunk = tuple(shas[start : start + batch_size])
+            images = [_decode(items[sha].read_bytes()) for sha in chunk]
+            yield chunk, backbone.embed_images(images)
 
     def close(self) -> None:
         self._renderers.clear()
@@ -88,10 +112,13 @@ class _RayWorker:
     def embed(self, task: EmbedTask) -> tuple[tuple[str, ...], np.ndarray]:
         from t2i_bench.backbones.base import load_backbone
 
-        key = (task.backbone, task.profile, task.device)
+        key = (task.backbone, task.profile, task.device, task.options)
         if key not in self.backbones:
-            self.backbones[key] = load_backbone(task.backbone, task.profile, task.device)
+            options = dict(task.options)
+            self.backbones[key] = load_backbone(task.backbone, task.profile, task.device, **options)
         backbone = self.backbones[key]
+        if hasattr(backbone, "batch_size"):
+            backbone.batch_size = task.batch_size
         return task.shas, backbone.embed_images([_decode(b) for b in task.images])
 
     def pid(self) -> int:
@@ -157,7 +184,16 @@ class RayExecutor:
     ) -> Iterator[RenderResult]:
         yield from self._map("render", tasks)
 
-    def embed(self, tasks: Iterable[EmbedTask]) -> Iterator[tuple[tuple[str, ...], np.ndarray]]:
+    def embed(
+        self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
+    ) -> Iterator[EmbedResult]:
+        """Embedding batches on the workers, each loading the role's backbone once; the
+        driver loads nothing (it knows the backbone's identity from its spec)."""
+        name, options = backbones.config.role(role)
+        options = tuple(sorted(options.items()))
+        tasks = embed_tasks(
+            name, backbones.config.profile, backbones.device, items, batch_size, options
+        )
         yield from self._map("embed", tasks)
 
     def worker_pids(self) -> list[int]:
@@ -172,12 +208,16 @@ class RayExecutor:
 
 
 def embed_tasks(
-    backbone: str, profile: str, device: str, items: dict[str, Path], batch_size: int
+    backbone: str,
+    profile: str,
+    device: str,
+    items: dict[str, Path],
+    batch_size: int,
+    options: tuple[tuple[str, object], ...] = (),
 ) -> Iterator[EmbedTask]:
     """Embedding work as tasks of ``batch_size`` images (sha -> file), read lazily."""
     shas = sorted(items)
     for i in range(0, len(shas), batch_size):
         chunk = tuple(shas[i : i + batch_size])
-        yield EmbedTask(
-            backbone, profile, device, chunk, tuple(items[s].read_bytes() for s in chunk)
-        )
+        images = tuple(items[s].read_bytes() for s in chunk)
+        yield EmbedTask(backbone, profile, device, chunk, images, options, batch_size)

@@ -1,8 +1,8 @@
 """Plan: expand a config into image jobs with stable keys, grouped into render batches.
 
 An image's key hashes everything that determines its pixels: base model, checkpoint file
-and multiplier, prompt text, negative prompt, seed, sampler settings, dtype and the
-generation code's version. Batches are fixed by the plan, so a resumed run renders exactly
+and multiplier, prompt text, negative prompt, seed, sampler settings, device type, dtype and
+the generation code's version. Batches are fixed by the plan, so a resumed run renders exactly
 the batches an uninterrupted one would.
 """
 
@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from t2i_bench.checkpoints import Checkpoint
 from t2i_bench.concepts import Concept
 from t2i_bench.config import RunConfig
 from t2i_bench.hashing import file_sha256, stable_hash, tree_sha256
+from t2i_bench.metrics.base import ImageVariant, Metric, image_variants
 from t2i_bench.prompts import Prompt, PromptSet, expand_prompts
 
 GENERATION_VERSION = "1"
@@ -32,6 +35,7 @@ class ImageJob:
     prompt: str
     seed: int
     index: int  # 0..images_per_prompt-1
+    variant: str = ""  # the image variant a metric asked for ("" for the plan's own prompts)
 
 
 @dataclass(frozen=True)
@@ -66,17 +70,47 @@ def base_model_identity(source: str, seed: int) -> str:
     return f"hub:{source}"
 
 
-PLAIN = "/plain"  # suffix of the prompt type of a base image rendered without the concept
+def variant_prompts(
+    prompts: list[Prompt],
+    concept: Concept,
+    variants: list[tuple[ImageVariant, set[str]]],
+    is_base: bool,
+) -> list[tuple[Prompt, str]]:
+    """The extra prompts the metrics' image variants ask this checkpoint to render, each with
+    its variant's name: a rewritten prompt, for the prompt types of the metrics declaring it."""
+    extra = []
+    for variant, types in variants:
+        if variant.rewrite is None or (variant.renderer == "base" and not is_base):
+            continue
+        for p in prompts:
+            if p.prompt_type in types:
+                text = variant.rewrite(concept, p.text)
+                extra.append((Prompt(p.prompt_type, p.template, text), variant.name))
+    return extra
 
 
-def plain_prompts(prompts: list[Prompt], concept: Concept) -> list[Prompt]:
-    """The base model's prompts without the concept (trigger replaced by the class word),
-    for ``prompt_similarity`` (Guralnick et al.)."""
-    return [
-        Prompt(p.prompt_type + PLAIN, p.template, concept.text_for_clip_t(p.text))
-        for p in prompts
-        if p.prompt_type in ("alter", "style")
-    ]
+def planned_variants(metrics: list[Metric]) -> list[tuple[ImageVariant, set[str]]]:
+    """Each declared image variant with the prompt types of the metrics that read it."""
+    image_variants(metrics)  # one name, one variant
+    found: dict[str, tuple[ImageVariant, set[str]]] = {}
+    for metric in metrics:
+        for variant in metric.variants:
+            found.setdefault(variant.name, (variant, set()))[1].update(metric.prompt_types)
+    return list(found.values())
+
+
+def image_key_parts(config: RunConfig, base_identity: str) -> dict[str, object]:
+    """What every image key of a run shares: the base model, sampler, device type, dtype and
+    the generation code's version (batching never changes pixels, so it is left out)."""
+    sampler = config.sampler.model_dump()
+    sampler.pop("batch_size")
+    return {
+        "base": base_identity,
+        "sampler": sampler,
+        "device": torch.device(config.device).type,
+        "dtype": config.dtype,
+        "generation": GENERATION_VERSION,
+    }
 
 
 def make_plan(
@@ -85,17 +119,12 @@ def make_plan(
     concepts: list[Concept],
     prompt_set: PromptSet,
     base_identity: str,
+    metrics: list[Metric] = (),
 ) -> Plan:
-    """All jobs (checkpoint × concept × prompt × seed) and their render batches."""
-    sampler = config.sampler.model_dump()
-    sampler.pop("batch_size")  # batching never changes pixels' identity
-    common = {
-        "base": base_identity,
-        "sampler": sampler,
-        "dtype": config.dtype,
-        "prompt_set": [prompt_set.name, prompt_set.version],
-        "generation": GENERATION_VERSION,
-    }
+    """All jobs (checkpoint × concept × prompt × seed, plus the image variants the metrics
+    declare) and their render batches."""
+    common = image_key_parts(config, base_identity)
+    variants = planned_variants(list(metrics))
     jobs: list[ImageJob] = []
     batches: list[RenderBatch] = []
     for ckpt in checkpoints:
@@ -104,9 +133,9 @@ def make_plan(
             prompts = expand_prompts(
                 prompt_set, concept, list(config.prompts.types), config.prompts.max_per_type
             )
-            if ckpt.is_base and "prompt_similarity" in config.metrics:
-                prompts += plain_prompts(prompts, concept)
-            for prompt in prompts:
+            tagged = [(p, "") for p in prompts]
+            tagged += variant_prompts(prompts, concept, variants, ckpt.is_base)
+            for prompt, variant in tagged:
                 for index in range(config.images_per_prompt):
                     seed = config.seed + index
                     key = stable_hash(
@@ -121,6 +150,7 @@ def make_plan(
                         prompt=prompt.text,
                         seed=seed,
                         index=index,
+                        variant=variant,
                     )
                     jobs.append(job)
                     distinct.setdefault(key, job)

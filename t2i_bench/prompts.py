@@ -1,29 +1,57 @@
-"""Prompt sets: versioned YAML templates per prompt type, expanded per concept."""
+"""Prompt sets: versioned YAML templates per prompt type, expanded per concept.
+
+Which keys a prompt set may hold, and what their templates must look like, come from the
+prompt-type registry (:mod:`t2i_bench.prompt_types`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from t2i_bench.concepts import Concept
 from t2i_bench.config import _first_error, load_yaml
 from t2i_bench.errors import BenchError
+from t2i_bench.hashing import stable_hash
+from t2i_bench.prompt_types import PROMPT_SET_TYPES, PROMPT_TYPES
 
 
 class PromptSet(BaseModel):
-    """``prompts/*.yaml``: ``{}`` stands for the concept descriptor."""
+    """``prompts/*.yaml``: a list of templates per prompt type; ``{}`` stands for the concept
+    descriptor."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
     version: int = Field(ge=1)
     description: str = ""
-    trigger: list[str] = Field(default_factory=lambda: ["{}"])
-    alter: list[str] = Field(default_factory=list)
-    style: list[str] = Field(default_factory=list)
-    agnostic: list[str] = Field(default_factory=list)
+    templates: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_templates(cls, data: Any) -> Any:
+        """The YAML lists each prompt type's templates at the top level."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        templates = {k: data.pop(k) for k in PROMPT_SET_TYPES if k in data}
+        for kind in PROMPT_SET_TYPES:
+            default = PROMPT_TYPES[kind].default_templates
+            if kind not in templates and default:
+                templates[kind] = list(default)
+        data.setdefault("templates", {}).update(templates)
+        return data
+
+    def templates_for(self, kind: str) -> list[str]:
+        return list(self.templates.get(kind, []))
+
+    @property
+    def identity(self) -> str:
+        """A hash of the templates (what determines the prompts), not of the name."""
+        return stable_hash(self.templates)
 
 
 @dataclass(frozen=True)
@@ -43,13 +71,13 @@ def load_prompt_set(path: Path) -> PromptSet:
         prompt_set = PromptSet.model_validate(data)
     except ValidationError as exc:
         raise BenchError(_first_error(exc), path) from None
-    for kind in ("trigger", "alter", "style"):
-        for template in getattr(prompt_set, kind):
-            if "{}" not in template:
+    for kind, templates in prompt_set.templates.items():
+        mentions = PROMPT_TYPES[kind].mentions_concept
+        for template in templates:
+            if mentions and "{}" not in template:
                 raise BenchError(f"{kind}: template has no '{{}}': {template!r}", path)
-    for prompt in prompt_set.agnostic:
-        if "{}" in prompt:
-            raise BenchError(f"agnostic: prompt must not mention the concept: {prompt!r}", path)
+            if not mentions and "{}" in template:
+                raise BenchError(f"{kind}: prompt must not mention the concept: {template!r}", path)
     return prompt_set
 
 
@@ -59,13 +87,13 @@ def expand_prompts(
     """Every prompt of the requested types for one concept, in a stable order."""
     out: list[Prompt] = []
     for kind in types:
-        if kind == "train":
-            templates = list(dict.fromkeys(concept.captions))
-            prompts = [Prompt("train", t, t) for t in templates]
-        elif kind == "agnostic":
-            prompts = [Prompt("agnostic", t, t) for t in prompt_set.agnostic]
-        else:
-            templates = getattr(prompt_set, kind)
+        spec = PROMPT_TYPES[kind]
+        if spec.source == "captions":
+            prompts = [Prompt(kind, t, t) for t in dict.fromkeys(concept.captions)]
+        elif spec.mentions_concept:
+            templates = prompt_set.templates_for(kind)
             prompts = [Prompt(kind, t, t.replace("{}", concept.descriptor)) for t in templates]
+        else:
+            prompts = [Prompt(kind, t, t) for t in prompt_set.templates_for(kind)]
         out.extend(prompts[:max_per_type] if max_per_type else prompts)
     return out

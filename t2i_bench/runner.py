@@ -16,16 +16,11 @@ from t2i_bench.checkpoints import Checkpoint, resolve_checkpoints
 from t2i_bench.concepts import Concept, load_concept
 from t2i_bench.config import RunConfig, dump_config, load_config
 from t2i_bench.errors import BenchError
-from t2i_bench.executors import Executor, LocalExecutor, RayExecutor, embed_tasks
+from t2i_bench.executors import Executor, LocalExecutor
 from t2i_bench.generation.worker import PipelineSpec, RenderTask
-from t2i_bench.metrics.base import Metric, get_metric
-from t2i_bench.metrics.embed import (
-    Backbones,
-    embed_images,
-    image_files,
-    needed_roles,
-    reference_shas,
-)
+from t2i_bench.hashing import file_sha256
+from t2i_bench.metrics.base import Group, Metric, get_metric
+from t2i_bench.metrics.embed import Backbones, embedding_needs, reference_shas
 from t2i_bench.metrics.score import ScoreSummary, build_groups, score_baselines, score_groups
 from t2i_bench.plan import Plan, base_model_identity, make_plan
 from t2i_bench.prompts import load_prompt_set
@@ -64,6 +59,11 @@ class Run:
     def base(self) -> Checkpoint:
         return self.plan.checkpoints[0]
 
+    @property
+    def reference_shas(self) -> dict[str, list[str]]:
+        """concept name -> sha256 of its reference image files."""
+        return {c.name: [file_sha256(p) for p in c.image_paths] for c in self.concepts}
+
 
 def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: bool = False) -> Run:
     """Load and validate everything, write the plan; no model is loaded here."""
@@ -76,7 +76,7 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     metrics = [get_metric(name) for name in config.metrics]
     checkpoints = resolve_checkpoints(config, allow_pickle=allow_pickle)
     identity = base_model_identity(config.base_model.source, config.base_model.seed)
-    plan = make_plan(config, checkpoints, concepts, prompt_set, identity)
+    plan = make_plan(config, checkpoints, concepts, prompt_set, identity, metrics)
     store = RunStore(config.output_dir)
     lock = store.lock()
     atomic_write_bytes(config.output_dir / "config.yaml", dump_config(config).encode())
@@ -160,51 +160,50 @@ def generate(run: Run, progress: Progress | None = None) -> tuple[int, int]:
     return rendered, len(failed)
 
 
+def groups(run: Run) -> list[Group]:
+    """The run's rendered images as metric groups (with declared image variants)."""
+    concepts = {c.name: c for c in run.concepts}
+    return build_groups(
+        run.store, concepts, run.reference_shas, run.backbones, run.base.name, run.metrics
+    )
+
+
 def embed(run: Run, progress: Progress | None = None) -> int:
-    """Embed generated and reference images for every backbone the metrics need."""
+    """Embed every image some metric reads, once per backbone; returns how many were
+    embedded. A backbone is loaded (here or on the executor's workers) only when one of its
+    embeddings is missing."""
     torch.set_num_threads(pipeline_spec(run).threads)
-    generated = image_files(run.store, run.plan.image_keys)
-    items = {**generated, **reference_shas(run.concepts)}
+    needs = embedding_needs(groups(run), run.metrics, run.base.name)
+    paths = {job.sha256: run.store.root / job.relpath for job in run.store.rendered_jobs()}
+    paths.update(reference_shas(run.concepts))
     batch = run.config.backbones.batch_size
     count = 0
-    for role in needed_roles(run.metrics):
-        backbone = run.backbones.get(role)
-        if isinstance(run.executor, RayExecutor):
-            count += _embed_sharded(run, role, items, progress)
-        else:
-            count += embed_images(run.store, backbone, items, batch, progress)
+    for role in sorted(needs):
+        identity = run.backbones.identity(role)
+        todo = sorted(needs[role] - run.store.embedded(identity))
+        done = 0
+        for shas, features in run.executor.embed(
+            run.backbones, role, {sha: paths[sha] for sha in todo}, batch
+        ):
+            run.store.put_embeddings(identity, dict(zip(shas, features, strict=True)))
+            done += len(shas)
+            if progress:
+                progress(role, done, len(todo))
+        count += len(todo)
     return count
 
 
-def _embed_sharded(run: Run, role: str, items: dict[str, Path], progress) -> int:
-    """Embedding batches on the executor's workers; the driver writes the store."""
-    backbone = run.backbones.get(role)
-    todo = {
-        sha: path for sha, path in items.items() if sha not in run.store.embedded(backbone.identity)
-    }
-    name = getattr(run.config.backbones, role, None) or role
-    cfg = run.config
-    tasks = embed_tasks(name, cfg.backbones.profile, cfg.device, todo, cfg.backbones.batch_size)
-    done = 0
-    for shas, features in run.executor.embed(tasks):
-        run.store.put_embeddings(backbone.identity, dict(zip(shas, features, strict=True)))
-        done += len(shas)
-        if progress:
-            progress(backbone.name, done, len(todo))
-    return len(todo)
-
-
 def score(run: Run, progress: Progress | None = None) -> ScoreSummary:
-    from t2i_bench.hashing import file_sha256
-
+    """Score every (metric, group) whose inputs changed, then the reference baselines."""
     concepts = {c.name: c for c in run.concepts}
-    refs = {c.name: [file_sha256(p) for p in c.image_paths] for c in run.concepts}
-    groups = build_groups(run.store, concepts, refs, run.backbones, run.base.name)
 
     def report(done: int, total: int) -> None:
         if progress:
             progress("score", done, total)
 
-    summary = score_groups(run.store, groups, run.metrics, run.backbones, run.base.name, report)
+    summary = score_groups(
+        run.store, groups(run), run.metrics, run.backbones, run.base.name, report
+    )
+    refs = {c.name: [file_sha256(p) for p in c.image_paths] for c in run.concepts}
     run.store.put_baselines(score_baselines(run.store, concepts, refs, run.metrics, run.backbones))
     return summary

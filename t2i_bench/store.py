@@ -16,15 +16,21 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from t2i_bench import faults
 from t2i_bench.errors import BenchError
 from t2i_bench.hashing import bytes_sha256
+
+#: Version of the run folder's format (``PRAGMA user_version`` of run.sqlite). Bump it with
+#: every change to SCHEMA and add the step that migrates the previous version to MIGRATIONS.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,9 +41,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 CREATE TABLE IF NOT EXISTS jobs (
     checkpoint TEXT NOT NULL, concept TEXT NOT NULL, prompt_type TEXT NOT NULL,
-    template TEXT NOT NULL, prompt TEXT NOT NULL, seed INTEGER NOT NULL,
+    variant TEXT NOT NULL, template TEXT NOT NULL, prompt TEXT NOT NULL, seed INTEGER NOT NULL,
     image_key TEXT NOT NULL,
-    PRIMARY KEY (checkpoint, concept, prompt_type, template, seed)
+    PRIMARY KEY (checkpoint, concept, prompt_type, variant, template, seed)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (image_key);
 CREATE TABLE IF NOT EXISTS images (
@@ -46,6 +52,7 @@ CREATE TABLE IF NOT EXISTS images (
 );
 CREATE TABLE IF NOT EXISTS embeddings (
     sha256 TEXT NOT NULL, backbone TEXT NOT NULL, vector BLOB NOT NULL, dim INTEGER NOT NULL,
+    dtype TEXT NOT NULL DEFAULT 'float32',
     PRIMARY KEY (sha256, backbone)
 );
 CREATE TABLE IF NOT EXISTS text_embeddings (
@@ -65,6 +72,33 @@ CREATE TABLE IF NOT EXISTS failures (
     PRIMARY KEY (stage, item)
 );
 """
+
+#: from-version -> SQL that brings a run folder of that version to the next one.
+MIGRATIONS = {
+    # v1 (t2i-bench 0.1, no user_version): jobs gain a variant column (the plan rewrites the
+    # table on every run, so it is recreated empty); embeddings record their dtype. Images
+    # keyed without the device are no longer planned and are rendered again.
+    1: """
+DROP TABLE IF EXISTS jobs;
+ALTER TABLE embeddings ADD COLUMN dtype TEXT NOT NULL DEFAULT 'float32';
+""",
+}
+
+
+@dataclass(frozen=True)
+class RenderedJob:
+    """A planned job whose image is in the store."""
+
+    checkpoint: str
+    concept: str
+    prompt_type: str
+    variant: str
+    template: str
+    prompt: str
+    seed: int
+    image_key: str
+    sha256: str
+    relpath: str
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -140,10 +174,37 @@ class RunStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "run.sqlite"
-        self.conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
+        try:
+            self.conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._upgrade()
+        except sqlite3.DatabaseError as exc:
+            raise BenchError(
+                f"not a readable t2i-bench store ({exc}); move it away or choose another --output",
+                self.db_path,
+            ) from None
+
+    def _upgrade(self) -> None:
+        """Create a new store, or migrate an older one to SCHEMA_VERSION, in one transaction."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+        if version == 0 and tables.fetchone()[0] > 0:
+            version = 1  # written by t2i-bench 0.1, before versions were recorded
+        if version > SCHEMA_VERSION:
+            raise BenchError(
+                f"written by a newer t2i-bench (store version {version}, this one reads up to "
+                f"{SCHEMA_VERSION}); upgrade t2i-bench or choose another --output",
+                self.db_path,
+            )
+        if version == SCHEMA_VERSION:
+            return
+        script = "".join(MIGRATIONS[v] for v in range(max(version, 1), SCHEMA_VERSION))
+        if version == 0:
+            script = ""
+        self.conn.executescript(
+            f"BEGIN IMMEDIATE;{script}{SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -196,12 +257,66 @@ class RunStore:
                 )
             conn.execute("DELETE FROM jobs")
             conn.executemany(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (j.checkpoint, j.concept, j.prompt_type, j.template, j.prompt, j.seed, j.key)
+                    (
+                        j.checkpoint,
+                        j.concept,
+                        j.prompt_type,
+                        j.variant,
+                        j.template,
+                        j.prompt,
+                        j.seed,
+                        j.key,
+                    )
                     for j in jobs
                 ],
             )
+
+    def checkpoint_rows(self) -> list[dict[str, Any]]:
+        """The planned checkpoints in leaderboard order, hyperparameters decoded."""
+        rows = self.conn.execute(
+            "SELECT name, path, format, multiplier, hyperparameters, run_id, config_id "
+            "FROM checkpoints ORDER BY position"
+        )
+        return [
+            {
+                "name": name,
+                "path": path,
+                "format": fmt,
+                "multiplier": multiplier,
+                "hyperparameters": json.loads(hyper),
+                "run_id": run_id,
+                "config_id": config_id,
+            }
+            for name, path, fmt, multiplier, hyper, run_id, config_id in rows
+        ]
+
+    def rendered_jobs(self) -> list[RenderedJob]:
+        """Every planned job whose image is stored, in a stable order (checkpoint position,
+        concept, prompt type, variant, template, seed)."""
+        rows = self.conn.execute(
+            "SELECT j.checkpoint, j.concept, j.prompt_type, j.variant, j.template, j.prompt, "
+            "j.seed, j.image_key, i.sha256, i.relpath FROM jobs j "
+            "JOIN images i ON i.image_key = j.image_key "
+            "JOIN checkpoints c ON c.name = j.checkpoint "
+            "ORDER BY c.position, j.concept, j.prompt_type, j.variant, j.template, j.seed"
+        )
+        return [RenderedJob(*row) for row in rows]
+
+    def jobs_frame(self) -> pd.DataFrame:
+        """One row per planned job: checkpoint, concept, prompt_type, variant, template,
+        prompt, seed, image_key and ``image`` (relative path; empty when not rendered)."""
+        frame = pd.read_sql_query(
+            "SELECT j.checkpoint, j.concept, j.prompt_type, j.variant, j.template, j.prompt, "
+            "j.seed, j.image_key, COALESCE(i.relpath, '') AS image "
+            "FROM jobs j JOIN checkpoints c ON c.name = j.checkpoint "
+            "LEFT JOIN images i ON i.image_key = j.image_key "
+            "ORDER BY c.position, j.concept, j.prompt_type, j.variant, j.template, j.seed",
+            self.conn,
+        )
+        frame["image"] = frame["image"].map(lambda p: Path(p).as_posix() if p else "")
+        return frame
 
     # -- images --------------------------------------------------------------------------
     def image_path(self, key: str) -> Path:
@@ -257,12 +372,15 @@ class RunStore:
         rows = self.conn.execute("SELECT sha256 FROM embeddings WHERE backbone = ?", (backbone,))
         return {row[0] for row in rows}
 
-    def put_embeddings(self, backbone: str, items: dict[str, np.ndarray]) -> None:
+    def put_embeddings(
+        self, backbone: str, items: dict[str, np.ndarray], dtype: str = "float32"
+    ) -> None:
+        """Store image embeddings (sha -> vector) as ``dtype`` (float32 or float16)."""
         with self.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)",
                 [
-                    (sha, backbone, np.asarray(v, dtype=np.float32).tobytes(), int(v.shape[-1]))
+                    (sha, backbone, np.asarray(v, dtype=dtype).tobytes(), int(v.shape[-1]), dtype)
                     for sha, v in items.items()
                 ],
             )
@@ -275,10 +393,13 @@ class RunStore:
             chunk = shas[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                f"SELECT sha256, vector FROM embeddings WHERE backbone = ? AND sha256 IN ({marks})",
+                "SELECT sha256, vector, dtype FROM embeddings "
+                f"WHERE backbone = ? AND sha256 IN ({marks})",
                 (backbone, *chunk),
             )
-            found.update({sha: np.frombuffer(blob, dtype=np.float32) for sha, blob in rows})
+            found.update(
+                {sha: np.frombuffer(blob, dtype=kind).astype(np.float32) for sha, blob, kind in rows}
+            )
         missing = [s for s in shas if s not in found]
         if missing:
             raise KeyError(f"{len(missing)} images have no {backbone} embedding")
@@ -343,6 +464,39 @@ class RunStore:
                 ],
             )
         faults.checkpoint("score")
+
+    def delete_scores(self, keys: Iterable[tuple[str, str, str, str]]) -> None:
+        """Remove the values of these (metric, checkpoint, concept, prompt_type) groups."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "DELETE FROM scores "
+                "WHERE metric = ? AND checkpoint = ? AND concept = ? AND prompt_type = ?",
+                list(keys),
+            )
+
+    def scores_frame(self) -> pd.DataFrame:
+        """Every stored value of a planned checkpoint: checkpoint, concept, prompt_type,
+        metric, item, value; in leaderboard order."""
+        return pd.read_sql_query(
+            "SELECT s.checkpoint, s.concept, s.prompt_type, s.metric, s.item, s.value "
+            "FROM scores s JOIN checkpoints c ON c.name = s.checkpoint "
+            "ORDER BY c.position, s.concept, s.prompt_type, s.metric, s.item",
+            self.conn,
+        )
+
+    def group_means(self) -> dict[tuple[str, str, str], float]:
+        """(metric, checkpoint, prompt_type) -> mean of the stored values."""
+        rows = self.conn.execute(
+            "SELECT metric, checkpoint, prompt_type, AVG(value) FROM scores "
+            "GROUP BY metric, checkpoint, prompt_type"
+        )
+        return {(m, c, t): float(v) for m, c, t, v in rows if v is not None}
+
+    def baselines_frame(self) -> pd.DataFrame:
+        """Reference-vs-reference values: metric, concept, value."""
+        return pd.read_sql_query(
+            "SELECT metric, concept, value FROM baselines ORDER BY metric, concept", self.conn
+        )
 
     def put_baselines(self, rows: list[tuple[str, str, float | None]]) -> None:
         with self.transaction() as conn:

@@ -30,13 +30,16 @@ def test_keys_are_stable_and_distinct(concept_dir: Path) -> None:
     # 5 prompt types x 1 prompt x 2 seeds, every image distinct; the first key is pinned so
     # that any change to what enters a key is deliberate (it invalidates every cached image)
     assert len(first.jobs) == 10 and len(first.image_keys) == 10
-    assert first.jobs[0].key == "a45d1038d4f9ce6156febf654ae87b83"
+    # (changed in store version 2: the device type entered the key, the prompt set's name and
+    # version left it — the prompt text itself is what determines pixels)
+    assert first.jobs[0].key == "5da4b17636829cf96de56f9e7a9b715b"
 
 
 def test_keys_change_with_everything_that_changes_pixels(concept_dir: Path) -> None:
     base = {j.key for j in _plan(concept_dir).jobs}
     assert base.isdisjoint(j.key for j in _plan(concept_dir, "seed: 7\n").jobs)
     assert base.isdisjoint(j.key for j in _plan(concept_dir, "dtype: bfloat16\n").jobs)
+    assert base.isdisjoint(j.key for j in _plan(concept_dir, "device: meta\n").jobs)
     steps = _plan(concept_dir, "sampler: {steps: 4, width: 64, height: 64}\n")
     assert base.isdisjoint(j.key for j in steps.jobs)
 

@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 
 from t2i_bench.errors import BenchError
+from t2i_bench.prompt_types import PROMPT_TYPE_NAMES
 
 #: Columns every metrics table must have.
 METRIC_KEY_COLUMNS = ("checkpoint", "concept", "category", "prompt_type", "metric")
 REQUIRED_METRIC_COLUMNS = (*METRIC_KEY_COLUMNS, "value")
 #: Optional per-image columns; when present, rows are per-image values.
 OPTIONAL_METRIC_COLUMNS = ("image", "seed", "prompt")
-#: The prompt types t2i-bench generates; other names are accepted as they are.
-PROMPT_TYPES = ("train", "trigger", "alter", "style", "agnostic")
+#: The prompt types t2i-bench generates (the registry's order); other names are accepted.
+PROMPT_TYPES = PROMPT_TYPE_NAMES
 #: Strings read as a missing number or hyperparameter (exact match after stripping spaces).
 #: In name columns (checkpoint, concept, ids…) only the empty string is missing.
 NA_STRINGS = frozenset({"", "N/A", "NA", "n/a", "na", "NaN", "nan", "null", "None"})
@@ -38,15 +39,16 @@ RUN_COLUMNS = ("seed", "epoch", "step")
 _STRING_CONFIG_COLUMNS = ("checkpoint", "run_id", "config_id", "algo", "preset")
 
 
-def read_metrics_table(path: str | Path) -> pd.DataFrame:
+def read_metrics_table(path: str | Path | pd.DataFrame) -> pd.DataFrame:
     """Read a long metrics table (CSV or parquet), one value per row.
 
     Key columns come back as strings, ``value`` as float64 with ``N/A``/``NA``/empty as NaN.
     Raises BenchError naming the file for a missing column, an empty key or a value that is
     not a number.
     """
-    path = Path(path)
+    path = path if isinstance(path, pd.DataFrame) else Path(path)
     raw = _read_any(path)
+    path = "metrics table" if isinstance(path, pd.DataFrame) else path
     missing = [c for c in REQUIRED_METRIC_COLUMNS if c not in raw.columns]
     if missing:
         raise BenchError(f"metrics table has no column {missing[0]!r}", path)
@@ -65,15 +67,16 @@ def read_metrics_table(path: str | Path) -> pd.DataFrame:
     return out
 
 
-def read_configs_table(path: str | Path) -> pd.DataFrame:
+def read_configs_table(path: str | Path | pd.DataFrame) -> pd.DataFrame:
     """Read a configs table (CSV or parquet), one row per checkpoint.
 
     ``checkpoint`` is required and unique. Columns whose values all parse as numbers become
     float64 (empty/``N/A`` → NaN); others stay strings. ``config_id`` and ``run_id`` are
     derived when absent (see :func:`complete_configs`).
     """
-    path = Path(path)
+    path = path if isinstance(path, pd.DataFrame) else Path(path)
     raw = _read_any(path)
+    path = "configs table" if isinstance(path, pd.DataFrame) else path
     if "checkpoint" not in raw.columns:
         raise BenchError("configs table has no column 'checkpoint'", path)
     out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
@@ -192,7 +195,10 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def _read_any(path: Path) -> pd.DataFrame:
+def _read_any(path: Path | pd.DataFrame) -> pd.DataFrame:
+    """A table from a CSV/parquet file, or an in-memory frame (read as a file would be)."""
+    if isinstance(path, pd.DataFrame):
+        return path.copy()
     if not path.is_file():
         raise BenchError("file not found", path)
     suffix = path.suffix.lower()

@@ -83,7 +83,10 @@ class TorchBackbone(Backbone):
 
     @property
     def identity(self) -> str:
-        """Name, profile, preprocessing, version and the weights' label."""
+        """The spec's identity once loaded through load_backbone; otherwise name, profile,
+        preprocessing, version and the weights' label."""
+        if self.spec is not None:
+            return self.spec.identity
         return f"{super().identity}|{self.weights}"
 
     def __init__(self, device: str = "cpu", batch_size: int = 32) -> None:

@@ -1,4 +1,8 @@
-"""The embed stage: every (image, backbone) embedded once, in batches, cached in the store."""
+"""The embed stage: every (image, backbone) a metric reads embedded once, in batches, cached.
+
+Backbones are known by role (clip, dino, …) through the config. A role's identity comes from
+its backbone's static spec, so nothing is loaded unless an embedding is missing.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from t2i_bench.backbones.base import Backbone, load_backbone
+from t2i_bench.backbones.base import Backbone, BackboneSpec, describe_backbone, load_backbone
 from t2i_bench.concepts import Concept
 from t2i_bench.config import BackbonesConfig
 from t2i_bench.hashing import file_sha256
-from t2i_bench.metrics.base import Metric
+from t2i_bench.metrics.base import Group, Metric
 from t2i_bench.store import RunStore
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -21,20 +25,37 @@ Progress = Callable[[str, int, int], None]  # (label, done, total)
 
 @dataclass
 class Backbones:
-    """Lazily built backbones by role (clip, dino, …), as the config maps them."""
+    """Backbones by role (clip, dino, …) as the config maps them: specs on demand, models
+    loaded lazily, each at most once."""
 
     config: BackbonesConfig
     device: str = "cpu"
     _built: dict[str, Backbone] = field(default_factory=dict)
+    _specs: dict[str, BackboneSpec] = field(default_factory=dict)
+
+    def spec(self, role: str) -> BackboneSpec:
+        if role not in self._specs:
+            name, options = self.config.role(role)
+            self._specs[role] = describe_backbone(name, self.config.profile, **options)
+        return self._specs[role]
+
+    def identity(self, role: str) -> str:
+        return self.spec(role).identity
 
     def get(self, role: str) -> Backbone:
+        """The loaded backbone of ``role`` (loaded on first use)."""
         if role not in self._built:
-            name = getattr(self.config, role, None) or role
-            backbone = load_backbone(name, self.config.profile, self.device)
+            name, options = self.config.role(role)
+            backbone = load_backbone(name, self.config.profile, self.device, **options)
             if hasattr(backbone, "batch_size"):
                 backbone.batch_size = self.config.batch_size
             self._built[role] = backbone
         return self._built[role]
+
+    @property
+    def built(self) -> dict[str, Backbone]:
+        """The roles loaded so far."""
+        return dict(self._built)
 
 
 def reference_shas(concepts: Iterable[Concept]) -> dict[str, Path]:
@@ -45,6 +66,30 @@ def reference_shas(concepts: Iterable[Concept]) -> dict[str, Path]:
 def _load_rgb(path: Path) -> Image.Image:
     with Image.open(path) as image:
         return image.convert("RGB")
+
+
+def embedding_needs(
+    groups: list[Group], metrics: list[Metric], base_name: str
+) -> dict[str, set[str]]:
+    """role -> the image shas some metric reads with it: the groups' own images, the image
+    variants and reference images the metrics declare, and the reference images of metrics
+    with a reference-vs-reference baseline."""
+    needs: dict[str, set[str]] = {}
+    for metric in metrics:
+        for group in groups:
+            if not metric.applies_to(group, base_name):
+                continue
+            view = group.for_metric(metric)
+            shas = set(view.image_shas) | set(view.reference_shas)
+            for variant in view.variants.values():
+                shas.update(s for s in variant if s is not None)
+            for role in metric.roles:
+                needs.setdefault(role, set()).update(shas)
+        if metric.baseline != "none":
+            refs = {s for g in groups for s in g.reference_shas}
+            for role in metric.roles:
+                needs.setdefault(role, set()).update(refs)
+    return needs
 
 
 def embed_images(
@@ -65,9 +110,15 @@ def embed_images(
     return len(todo)
 
 
-def embed_texts(store: RunStore, backbone: Backbone, texts: Iterable[str], batch_size: int) -> int:
-    """Embed the texts not yet cached for ``backbone``; returns how many."""
-    todo = sorted(set(texts) - store.text_embedded(backbone.identity))
+def embed_texts(
+    store: RunStore, backbones: Backbones, role: str, texts: Iterable[str], batch_size: int
+) -> int:
+    """Embed the texts not yet cached for ``role`` (loading its backbone only if some are
+    missing); returns how many."""
+    todo = sorted(set(texts) - store.text_embedded(backbones.identity(role)))
+    if not todo:
+        return 0
+    backbone = backbones.get(role)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         vectors = backbone.embed_texts(chunk)
@@ -75,20 +126,10 @@ def embed_texts(store: RunStore, backbone: Backbone, texts: Iterable[str], batch
     return len(todo)
 
 
-def needed_roles(metrics: Iterable[Metric]) -> list[str]:
-    return sorted({m.backbone for m in metrics if m.backbone})
-
-
-def image_files(store: RunStore, keys: Iterable[str]) -> dict[str, Path]:
-    """sha256 -> path of the stored images with these keys."""
-    rows = store.image_rows()
-    return {rows[k][1]: store.root / rows[k][0] for k in keys if k in rows}
-
-
 def features_reader(
     store: RunStore, backbones: Backbones
 ) -> Callable[[str, list[str]], np.ndarray]:
     def read(role: str, shas: list[str]) -> np.ndarray:
-        return store.get_embeddings(backbones.get(role).identity, shas)
+        return store.get_embeddings(backbones.identity(role), shas)
 
     return read

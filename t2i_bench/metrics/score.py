@@ -1,7 +1,9 @@
 """The score stage: run each metric over each (checkpoint, concept, prompt type) group.
 
-A group's stored values carry an identity (metric, version, backbone, the exact images and
-references); a group whose identity is unchanged is never scored again.
+A group's stored values carry an identity: everything the metric declared it reads (its
+version and settings, backbone identities, the exact images, texts, references and image
+variants). A group whose identity is unchanged is never scored again; a stored value whose
+group no longer exists (a checkpoint that now fails, a prompt type dropped) is removed.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import numpy as np
 
 from t2i_bench.concepts import Concept
 from t2i_bench.hashing import stable_hash
-from t2i_bench.metrics.base import SET_ITEM, Group, Metric
+from t2i_bench.metrics.base import SET_ITEM, Group, Metric, image_variants
 from t2i_bench.metrics.embed import Backbones, embed_texts, features_reader
-from t2i_bench.plan import PLAIN
-from t2i_bench.store import RunStore
+from t2i_bench.store import RenderedJob, RunStore
 
 
 @dataclass
@@ -25,6 +26,7 @@ class ScoreSummary:
     computed: int = 0
     skipped: int = 0
     failed: int = 0
+    removed: int = 0  # stored groups whose inputs are gone
     warnings: list[str] = field(default_factory=list)
 
 
@@ -34,58 +36,75 @@ def build_groups(
     ref_shas: dict[str, list[str]],
     backbones: Backbones,
     base_name: str,
+    metrics: list[Metric],
 ) -> list[Group]:
-    """Groups of rendered images from the job table, in a stable order."""
-    rows = store.conn.execute(
-        "SELECT j.checkpoint, j.concept, j.prompt_type, j.template, j.prompt, j.seed, "
-        "j.image_key, i.sha256 FROM jobs j JOIN images i ON i.image_key = j.image_key "
-        "JOIN checkpoints c ON c.name = j.checkpoint "
-        "ORDER BY c.position, j.concept, j.prompt_type, j.template, j.seed"
-    ).fetchall()
-    base = {
-        (concept, ptype, template, seed): sha
-        for ckpt, concept, ptype, template, _, seed, _, sha in rows
-        if ckpt == base_name
+    """Groups of rendered images from the job table, in a stable order, each with the image
+    variants the metrics declare."""
+    jobs = store.rendered_jobs()
+    lookup = {
+        (j.checkpoint, j.concept, j.prompt_type, j.variant, j.template, j.seed): j.sha256
+        for j in jobs
     }
-    grouped: dict[tuple[str, str, str], list[tuple]] = defaultdict(list)
-    for row in rows:
-        grouped[(row[0], row[1], row[2])].append(row)
+    grouped: dict[tuple[str, str, str], list[RenderedJob]] = defaultdict(list)
+    for job in jobs:
+        if job.variant == "":
+            grouped[(job.checkpoint, job.concept, job.prompt_type)].append(job)
     reader = features_reader(store, backbones)
+    variants = image_variants(metrics)
 
-    def text_reader(role: str, texts: list[str]):
-        return store.get_text_embeddings(backbones.get(role).identity, texts)
+    def text_reader(role: str, texts: list[str]) -> np.ndarray:
+        return store.get_text_embeddings(backbones.identity(role), texts)
 
     groups = []
     for (ckpt, concept, ptype), members in grouped.items():
+        found = {
+            v.name: [
+                lookup.get(
+                    (
+                        base_name if v.renderer == "base" else ckpt,
+                        concept,
+                        ptype,
+                        v.job_tag,
+                        m.template,
+                        m.seed,
+                    )
+                )
+                for m in members
+            ]
+            for v in variants.values()
+        }
         groups.append(
             Group(
                 checkpoint=ckpt,
                 concept=concepts[concept],
                 prompt_type=ptype,
-                image_keys=[m[6] for m in members],
-                image_shas=[m[7] for m in members],
-                prompts=[m[4] for m in members],
-                seeds=[m[5] for m in members],
-                base_shas=[base.get((m[1], m[2], m[3], m[5])) for m in members],
-                plain_base_shas=[base.get((m[1], m[2] + PLAIN, m[3], m[5])) for m in members],
+                image_keys=[m.image_key for m in members],
+                image_shas=[m.sha256 for m in members],
+                prompts=[m.prompt for m in members],
+                seeds=[m.seed for m in members],
                 reference_shas=ref_shas[concept],
                 features=reader,
                 text_features=text_reader,
                 backbone=backbones.get,
-                templates=[m[3] for m in members],
+                templates=[m.template for m in members],
+                variants=found,
             )
         )
     return groups
 
 
 def group_identity(metric: Metric, group: Group, backbones: Backbones) -> str:
+    """Everything the metric declared it reads for ``group`` (the metric's view of it)."""
     parts = {
-        "metric": [metric.name, metric.version, metric.convention],
-        "backbone": backbones.get(metric.backbone).identity if metric.backbone else None,
-        "images": group.image_shas,
+        "metric": [metric.name, metric.version, metric.convention, metric.kind],
+        "parameters": metric.parameters(),
+        "backbones": {role: backbones.identity(role) for role in metric.roles},
+        "images": group.image_keys,
+        "pixels": group.image_shas,
         "prompts": group.prompts,
+        "texts": metric.texts(group),
         "references": group.reference_shas,
-        "base": group.base_shas if metric.needs_base else None,
+        "variants": group.variants,
     }
     return stable_hash(parts)
 
@@ -98,36 +117,45 @@ def score_groups(
     base_name: str = "base",
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreSummary:
-    """Compute every applicable (metric, group) whose identity changed; record failures."""
+    """Compute every applicable (metric, group) whose identity changed; record failures; drop
+    stored values of the metrics whose group no longer exists."""
     summary = ScoreSummary()
     stored = store.score_identities()
     notes: dict[str, list[str]] = store.get_meta("score_notes", {}) or {}
-    work = [(m, g) for g in groups for m in metrics if g.prompt_type in m.prompt_types]
+    work = [(m, g) for g in groups for m in metrics if m.applies_to(g, base_name)]
     for done, (metric, group) in enumerate(work, 1):
         item = f"{metric.name}/{group.checkpoint}/{group.concept.name}/{group.prompt_type}"
-        if metric.needs_base and group.checkpoint == base_name:
-            continue
-        identity = group_identity(metric, group, backbones)
+        view = group.for_metric(metric)
+        identity = group_identity(metric, view, backbones)
         key = (metric.name, group.checkpoint, group.concept.name, group.prompt_type)
         if stored.get(key) == identity:
             summary.skipped += 1
         else:
             try:
                 if metric.needs_text and metric.backbone:
-                    embed_texts(store, backbones.get(metric.backbone), metric.texts(group), 64)
-                values = metric.compute(group)
+                    embed_texts(store, backbones, metric.backbone, metric.texts(view), 64)
+                values = metric.compute(view)
             except Exception as exc:  # a metric that raises never takes the run down
                 store.record_failure("score", item, f"{type(exc).__name__}: {exc}")
+                store.delete_scores([key])  # a value from older inputs must not survive
+                notes.pop(item, None)
                 summary.failed += 1
             else:
-                notes[item] = list(group.notes)
-                summary.warnings.extend(f"{item}: {note}" for note in group.notes)
-                group.notes.clear()
+                notes[item] = list(view.notes)
+                summary.warnings.extend(f"{item}: {note}" for note in view.notes)
+                view.notes.clear()
                 store.put_scores(*key, identity=identity, values=values)
                 store.clear_failure("score", item)
                 summary.computed += 1
         if progress:
             progress(done, len(work))
+    current = {(m.name, g.checkpoint, g.concept.name, g.prompt_type) for m, g in work}
+    names = {m.name for m in metrics}
+    stale = [k for k in stored if k[0] in names and k not in current]
+    store.delete_scores(stale)
+    summary.removed = len(stale)
+    for metric, ckpt, concept, ptype in stale:
+        notes.pop(f"{metric}/{ckpt}/{concept}/{ptype}", None)
     store.set_meta("score_notes", {k: v for k, v in sorted(notes.items()) if v})
     return summary
 
@@ -143,8 +171,6 @@ def _reference_group(
         image_shas=images,
         prompts=["reference"] * len(images),
         seeds=list(range(len(images))),
-        base_shas=[None] * len(images),
-        plain_base_shas=[None] * len(images),
         reference_shas=references,
         features=reader,
         text_features=lambda role, texts: None,
@@ -174,7 +200,7 @@ def score_baselines(
             else:
                 group = _reference_group(concept, refs, refs, reader, backbones)
             try:
-                value = metric.compute(group)[SET_ITEM]
+                value = metric.compute(group.for_metric(metric))[SET_ITEM]
             except (ValueError, np.linalg.LinAlgError):
                 value = None
             out.append((metric.name, name, value))

@@ -65,6 +65,8 @@ class Tables:
     images: pd.DataFrame
     per_image: pd.DataFrame
     paths: list[Path]
+    metrics: pd.DataFrame  # the long metrics table (metrics.csv)
+    configs: pd.DataFrame  # the configs table (checkpoints.csv)
 
 
 @dataclass
@@ -83,9 +85,9 @@ def write_report(run: Run, *, tradeoff: Tradeoff | None = None) -> list[Path]:
     """Write the tables, ``analysis/`` and ``report/index.html``; return the main paths."""
     root = Path(run.config.output_dir)
     tables = write_tables(run, root)
-    analysis = analyze(run, root)
+    analysis = analyze(run, root, tables)
     board = write_table(analysis.leaderboard, root / "leaderboard.csv")
-    index = write_html(run, root, tables, analysis, tradeoff or Tradeoff())
+    index = write_html(run, root, tables, analysis, tradeoff or Tradeoff.for_metrics(run.metrics))
     return [board, *tables.paths, root / "analysis", index]
 
 
@@ -99,26 +101,27 @@ def write_tables(run: Run, root: Path) -> Tables:
     )
     images = images_frame(run.store)
     per_image = per_image_scores(scores, images)
-    baselines = pd.read_sql_query(
-        "SELECT metric, concept, value FROM baselines ORDER BY metric, concept", run.store.conn
-    )
+    baselines = run.store.baselines_frame()
+    metrics = metrics_table(per_image)
+    configs = checkpoints_frame(run.store)
     paths = [
-        write_csv(metrics_table(per_image), root / "metrics.csv", float_format=None),
+        write_csv(metrics, root / "metrics.csv", float_format=None),
         write_csv(baselines, root / "baselines.csv"),
-        write_csv(checkpoints_frame(run.store), root / "checkpoints.csv", float_format=None),
+        write_csv(configs, root / "checkpoints.csv", float_format=None),
         write_table(per_image, root / "scores.parquet"),
     ]
-    return Tables(images, per_image, paths)
+    return Tables(images, per_image, paths, metrics, configs)
 
 
-def analyze(run: Run, root: Path) -> Analysis:
-    """Run the analysis on the files just written (as ``t2i-bench analyze`` would).
+def analyze(run: Run, root: Path, tables: Tables) -> Analysis:
+    """Run the analysis on the tables just written (read as ``t2i-bench analyze`` reads the
+    files, without reading them back).
 
     Importance needs enough configurations; when it cannot run, the reason becomes a warning
     (in ``analysis/warnings.txt`` and the report), never an error.
     """
-    metrics = read_metrics_table(root / "metrics.csv")
-    configs = read_configs_table(root / "checkpoints.csv")
+    metrics = read_metrics_table(tables.metrics)
+    configs = read_configs_table(tables.configs)
     out = root / "analysis"
     shutil.rmtree(out, ignore_errors=True)
     if not metrics["value"].notna().any():
@@ -185,7 +188,7 @@ def bare_leaderboard(configs: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_html(
-    run: Run, root: Path, tables: Tables, analysis: Analysis, tradeoff: Tradeoff
+    run: Run, root: Path, tables: Tables, analysis: Analysis, tradeoff: Tradeoff | None
 ) -> Path:
     """Plots, thumbnails and ``report/index.html``."""
     report_dir = root / "report"
@@ -218,9 +221,14 @@ def write_html(
 
 
 def tradeoff_figure(
-    board: pd.DataFrame, tradeoff: Tradeoff, higher: dict[str, bool], report_dir: Path
+    board: pd.DataFrame, tradeoff: Tradeoff | None, higher: dict[str, bool], report_dir: Path
 ) -> tuple[html.PlotRef | None, str]:
     """The fidelity-vs-controllability plot, or why it is missing."""
+    if tradeoff is None:
+        return None, (
+            "The trade-off plot needs a fidelity and a controllability metric; this run "
+            "does not compute both."
+        )
     if not tradeoff.x.columns(board) or not tradeoff.y.columns(board):
         return None, (
             f"The trade-off plot needs {tradeoff.x.metric} and {tradeoff.y.metric} values; "

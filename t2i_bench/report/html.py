@@ -16,7 +16,8 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from PIL import Image
 
-from t2i_bench.analysis.io import BASE_CHECKPOINT, PROMPT_TYPES
+from t2i_bench.analysis.io import BASE_CHECKPOINT
+from t2i_bench.prompt_types import PROMPT_TYPES, prompt_type_order
 from t2i_bench.report.leaderboard import (
     CI_SUFFIXES,
     info_columns,
@@ -30,7 +31,6 @@ ASSETS = ("report.css", "report.js")
 THUMB_SIZE = 128
 #: Image columns (prompt × seed) shown per grid; the rest are counted, not drawn.
 MAX_GRID_COLUMNS = 8
-AGNOSTIC = "agnostic"
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,8 @@ def leaderboard_view(
 def image_grids(images: pd.DataFrame, run_root: Path, report_dir: Path) -> list[Grid]:
     """One grid per concept × prompt type from the rendered images, thumbnails written."""
     rendered = images[images["image"].ne("")]
-    order = {p: i for i, p in enumerate(PROMPT_TYPES)}
     pairs = rendered[["concept", "prompt_type"]].drop_duplicates().itertuples(index=False)
-    keys = sorted(pairs, key=lambda k: (k[0], order.get(k[1], len(order)), k[1]))
+    keys = sorted(pairs, key=lambda k: (k[0], *prompt_type_order(k[1])))
     grids = []
     for concept, prompt_type in keys:
         group = rendered[rendered["concept"].eq(concept) & rendered["prompt_type"].eq(prompt_type)]
@@ -168,7 +167,8 @@ def _grid(
         for row in group.itertuples(index=False)
         if (row.template, row.seed) in shown
     }
-    paired = prompt_type == AGNOSTIC
+    spec = PROMPT_TYPES.get(prompt_type)
+    paired = spec is not None and not spec.mentions_concept  # shown beside the base image
     rows = []
     for checkpoint in dict.fromkeys(group["checkpoint"]):
         rows.append(GridRow(str(checkpoint), _cells(thumbs, str(checkpoint), shown, paired)))

@@ -40,8 +40,20 @@ class Axis:
 class Tradeoff:
     """The fidelity-vs-controllability plot's axes (x: controllability, y: fidelity)."""
 
-    x: Axis = Axis("clip_t", ("alter", "style"), "controllability")
-    y: Axis = Axis("clip_i", ("train", "trigger", "alter"), "fidelity")
+    x: Axis
+    y: Axis
+
+    @classmethod
+    def for_metrics(cls, metrics: Sequence[Metric]) -> Tradeoff | None:
+        """The first configured metric of each axis, over its prompt types; None when the run
+        has no metric of one of them."""
+        chosen = {}
+        for axis in ("controllability", "fidelity"):
+            metric = next((m for m in metrics if m.axis == axis), None)
+            if metric is None:
+                return None
+            chosen[axis] = Axis(metric.name, tuple(metric.prompt_types), axis)
+        return cls(chosen["controllability"], chosen["fidelity"])
 
 
 def directions(metrics: Iterable[Metric]) -> dict[str, bool]:

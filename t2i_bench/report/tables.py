@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,29 +42,18 @@ SCORES_COLUMNS = (
 def scores_frame(store: RunStore, concepts: list[Concept]) -> pd.DataFrame:
     """One row per stored value: checkpoint, concept, category, prompt_type, metric, item, value."""
     category = {c.name: c.category for c in concepts}
-    frame = pd.read_sql_query(
-        "SELECT s.checkpoint, s.concept, s.prompt_type, s.metric, s.item, s.value "
-        "FROM scores s JOIN checkpoints c ON c.name = s.checkpoint "
-        "ORDER BY c.position, s.concept, s.prompt_type, s.metric, s.item",
-        store.conn,
-    )
+    frame = store.scores_frame()
     frame.insert(2, "category", frame["concept"].map(category))
     return frame
 
 
 def images_frame(store: RunStore) -> pd.DataFrame:
-    """One row per planned image: checkpoint, concept, prompt_type, template, prompt, seed,
+    """One row per planned image of the plan's own prompts (image variants that metrics
+    asked for are left out): checkpoint, concept, prompt_type, template, prompt, seed,
     image_key and ``image`` (path relative to the run dir; empty when not rendered)."""
-    frame = pd.read_sql_query(
-        "SELECT j.checkpoint, j.concept, j.prompt_type, j.template, j.prompt, j.seed, "
-        "j.image_key, COALESCE(i.relpath, '') AS image "
-        "FROM jobs j JOIN checkpoints c ON c.name = j.checkpoint "
-        "LEFT JOIN images i ON i.image_key = j.image_key "
-        "ORDER BY c.position, j.concept, j.prompt_type, j.template, j.seed",
-        store.conn,
-    )
-    frame["image"] = frame["image"].map(lambda p: Path(p).as_posix() if p else "")
-    return frame
+    frame = store.jobs_frame()
+    own = frame[frame["variant"].eq("")].drop(columns="variant")
+    return own.reset_index(drop=True)
 
 
 def select_scores(
@@ -109,19 +97,15 @@ def metrics_table(per_image: pd.DataFrame) -> pd.DataFrame:
 
 def checkpoints_frame(store: RunStore) -> pd.DataFrame:
     """One row per checkpoint: name, hyperparameters, multiplier, grouping ids, file name."""
-    rows = store.conn.execute(
-        "SELECT name, path, format, multiplier, hyperparameters, run_id, config_id "
-        "FROM checkpoints ORDER BY position"
-    ).fetchall()
     records = []
-    for name, path, fmt, multiplier, hyper, run_id, config_id in rows:
-        record = {"checkpoint": name, **json.loads(hyper)}
+    for row in store.checkpoint_rows():
+        record = {"checkpoint": row["name"], **row["hyperparameters"]}
         record.update(
-            format=fmt,
-            multiplier=multiplier,
-            run_id=run_id,
-            config_id=config_id,
-            file=Path(path).name if path else "",
+            format=row["format"],
+            multiplier=row["multiplier"],
+            run_id=row["run_id"],
+            config_id=row["config_id"],
+            file=Path(row["path"]).name if row["path"] else "",
         )
         records.append(record)
     frame = pd.DataFrame.from_records(records)

@@ -7,8 +7,6 @@ import warnings
 from t2i_bench.metrics import functional as F
 from t2i_bench.metrics.base import SET_ITEM, Group, Metric, register_metric
 
-DISTRIBUTION_TYPES = ("train", "trigger", "alter")
-
 
 @register_metric
 class Fid(Metric):
@@ -16,8 +14,9 @@ class Fid(Metric):
     baseline = "split"
     backbone = "inception"
     kind = "set"
+    axis = "fidelity"
+    uses_references = True
     higher_is_better = False
-    prompt_types = DISTRIBUTION_TYPES
     convention = "2048-d pool features; real part of sqrtm; eps·I retry when singular"
     description = "Fréchet Inception Distance to the reference images"
 
@@ -44,8 +43,9 @@ class _Kid(Metric):
     baseline = "split"
     backbone = "inception"
     kind = "set"
+    axis = "fidelity"
+    uses_references = True
     higher_is_better = False
-    prompt_types = DISTRIBUTION_TYPES
     convention = "poly kernel (d=3, γ=1/dim, c=1); subset size min(1000, n_gen, n_ref); 100 subsets"
     statistic = 0  # 0: mean, 1: std
 

@@ -7,13 +7,11 @@ import numpy as np
 from t2i_bench.metrics import functional as F
 from t2i_bench.metrics.base import SET_ITEM, Group, Metric, register_metric
 
-DIVERSITY_TYPES = ("trigger", "alter", "style")
-
 
 class _PerPrompt(Metric):
     kind = "set"
     baseline = "all"
-    prompt_types = DIVERSITY_TYPES
+    axis = "diversity"
 
     def per_prompt(self, features: np.ndarray) -> float:
         raise NotImplementedError

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from t2i_bench.concepts import Concept
 from t2i_bench.metrics import functional as F
-from t2i_bench.metrics.base import SET_ITEM, Group, Metric, register_metric
+from t2i_bench.metrics.base import SET_ITEM, Group, ImageVariant, Metric, register_metric
 
-FIDELITY_TYPES = ("train", "trigger", "alter")
+
+def _without_concept(concept: Concept, prompt: str) -> str:
+    return concept.text_for_clip_t(prompt)
+
+
+#: The base model's image for the prompt with the concept removed (Guralnick et al.).
+PLAIN_BASE = ImageVariant(
+    "plain_base",
+    "base",
+    _without_concept,
+    "the base model's image for the prompt without the concept (per the concept's clip_t_rule)",
+)
 
 
 class _MeanCosine(Metric):
     kind = "set"
+    axis = "fidelity"
+    uses_references = True
     baseline = "split"
-    prompt_types = FIDELITY_TYPES
     convention = "raw cosine"
 
     def compute(self, group: Group) -> dict[str, float]:
@@ -40,8 +53,9 @@ class SquaredCentroidDistance(Metric):
     baseline = "split"
     backbone = "dino"
     kind = "set"
+    axis = "fidelity"
+    uses_references = True
     higher_is_better = False
-    prompt_types = FIDELITY_TYPES
     convention = "features L2-normalised before the centroids"
     description = "squared distance between the centroids of generated and reference features"
 
@@ -56,8 +70,8 @@ class PromptSimilarity(Metric):
     name = "prompt_similarity"
     backbone = "clip"
     kind = "image"
-    needs_base = True
-    prompt_types = ("alter", "style")
+    axis = "controllability"
+    variants = (PLAIN_BASE,)
     convention = "raw cosine; the base image's prompt has the trigger replaced by the class word"
     description = (
         "CLIP image similarity between the adapter's image for a prompt with the concept and "
@@ -65,8 +79,8 @@ class PromptSimilarity(Metric):
     )
 
     def compute(self, group: Group) -> dict[str, float]:
-        index = [i for i, sha in enumerate(group.plain_base_shas) if sha is not None]
+        index, plain_shas = group.paired(PLAIN_BASE.name)
         own = group.features(self.backbone, [group.image_shas[i] for i in index])
-        plain = group.features(self.backbone, [group.plain_base_shas[i] for i in index])
+        plain = group.features(self.backbone, plain_shas)
         cos = F.paired_cosine(own, plain)
         return {group.image_keys[i]: float(c) for i, c in zip(index, cos, strict=True)}

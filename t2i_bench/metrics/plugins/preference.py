@@ -5,12 +5,10 @@ from __future__ import annotations
 from t2i_bench.metrics import functional as F
 from t2i_bench.metrics.base import Group, Metric, register_metric
 
-PREFERENCE_TYPES = ("trigger", "alter", "style", "agnostic")
-
 
 class _Preference(Metric):
     kind = "image"
-    prompt_types = PREFERENCE_TYPES
+    axis = "preference"
 
     def texts(self, group: Group) -> list[str]:
         """The prompt as the preference model reads it: the trigger word (meaningless to it)

@@ -4,15 +4,13 @@ prompt and seed, on prompts that never mention the concept (agnostic) and style 
 from __future__ import annotations
 
 from t2i_bench.metrics import functional as F
-from t2i_bench.metrics.base import Group, Metric, register_metric
-
-PRESERVATION_TYPES = ("agnostic", "style")
+from t2i_bench.metrics.base import BASE_IMAGE, Group, Metric, register_metric
 
 
 class _Paired(Metric):
     kind = "image"
-    needs_base = True
-    prompt_types = PRESERVATION_TYPES
+    axis = "preservation"
+    variants = (BASE_IMAGE,)
 
     def pairs(self, group: Group):
         index, base_shas = group.paired_base()

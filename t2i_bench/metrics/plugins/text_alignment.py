@@ -8,7 +8,7 @@ from t2i_bench.metrics.base import Group, Metric, register_metric
 
 class _ClipT(Metric):
     backbone = "clip"
-    prompt_types = ("alter", "style")
+    axis = "controllability"
     kind = "image"
     needs_text = True
     scale = "raw"
