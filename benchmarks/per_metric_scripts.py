@@ -50,7 +50,8 @@ class ScoringInput:
         return [
             g
             for g in self.groups
-            if g.prompt_type in m.prompt_types and not (m.needs_base and g.checkpoint == self.base)
+            if g.prompt_type in m.prompt_types
+            and not (m.compares_with_base and g.checkpoint == self.base)
         ]
 
 

@@ -87,18 +87,13 @@ def scoring_workload(ctx: Context) -> Scoring:
 
 def stored_values(run) -> Values:
     """t2i-bench's scores as group values (per-image metrics averaged over the group)."""
-    rows = run.store.conn.execute(
-        "SELECT metric, checkpoint, prompt_type, AVG(value) FROM scores "
-        "GROUP BY metric, checkpoint, prompt_type"
-    ).fetchall()
-    return {(m, c, t): float(v) for m, c, t, v in rows}
+    return run.store.group_means()
 
 
 def time_suite(work: Scoring) -> tuple[Clock, Values, dict]:
     """Time of ``runner.embed`` + ``runner.score`` (backbone loading included) on a fresh
     copy of the generated run, its values, and the backbones it built (by role)."""
     from t2i_bench import runner
-    from t2i_bench.metrics.embed import needed_roles
 
     fresh = work.generated.with_name("measured")
     shutil.rmtree(fresh, ignore_errors=True)
@@ -111,7 +106,7 @@ def time_suite(work: Scoring) -> tuple[Clock, Values, dict]:
             summary = runner.score(run)
         if summary.failed:
             raise RuntimeError(f"scoring failed: {run.store.failures()[:3]}")
-        built = {role: run.backbones.get(role) for role in needed_roles(run.metrics)}
+        built = run.backbones.built
         return seconds, stored_values(run), built
     finally:
         run.close()

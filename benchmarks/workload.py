@@ -158,12 +158,11 @@ class ImageGroup:
 
 def image_groups(run) -> list[ImageGroup]:
     """Groups of a generated run (one concept), read from its store."""
-    rows = run.store.conn.execute(
-        "SELECT j.checkpoint, j.prompt_type, j.template, j.prompt, j.seed, i.relpath "
-        "FROM jobs j JOIN images i ON i.image_key = j.image_key "
-        "JOIN checkpoints c ON c.name = j.checkpoint "
-        "ORDER BY c.position, j.prompt_type, j.template, j.seed"
-    ).fetchall()
+    rows = [
+        (j.checkpoint, j.prompt_type, j.template, j.prompt, j.seed, j.relpath)
+        for j in run.store.rendered_jobs()
+        if j.variant == ""
+    ]
     root = run.store.root
     base_name = run.base.name
     base = {(t, tpl, s): root / rel for ckpt, t, tpl, _, s, rel in rows if ckpt == base_name}

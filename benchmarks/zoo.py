@@ -157,3 +157,6 @@ class ZooBackbones(Backbones):
         if role not in self._built:
             self._built[role] = self.zoo.backbone(role, self.config.batch_size)
         return self._built[role]
+
+    def identity(self, role: str) -> str:
+        return self.get(role).identity

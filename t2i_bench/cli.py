@@ -19,7 +19,10 @@ from rich.table import Table
 from t2i_bench.errors import BenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-list_app = typer.Typer(no_args_is_help=True, help="List metrics, prompt sets or concepts.")
+list_app = typer.Typer(
+    no_args_is_help=True,
+    help="List metrics, backbones, prompt types, prompt sets or concepts.",
+)
 app.add_typer(list_app, name="list")
 console = Console(stderr=True)
 out = Console()
@@ -331,15 +334,54 @@ def inspect(
 
 @list_app.command("metrics")
 def list_metrics() -> None:
-    """Every metric plugin with its direction, backbone and prompt types."""
+    """Every metric plugin: direction, axis, backbone roles, prompt types, description."""
     from t2i_bench.metrics.base import available_metrics
 
-    table = Table("metric", "kind", "better", "backbone", "prompt types", "version")
-    for name, cls in available_metrics().items():
-        better = "higher" if cls.higher_is_better else "lower"
-        table.add_row(
-            name, cls.kind, better, cls.backbone or "-", ", ".join(cls.prompt_types), cls.version
-        )
+    def action() -> None:
+        table = Table("metric", "better", "axis", "kind", "backbone", "prompt types", "description")
+        for name, cls in available_metrics().items():
+            metric = cls()
+            better = "higher" if cls.higher_is_better else "lower"
+            roles = ", ".join(metric.roles) or "-"
+            types = ", ".join(cls.prompt_types)
+            table.add_row(name, better, cls.axis, cls.kind, roles, types, cls.description)
+        out.print(table)
+
+    _guarded(action)
+
+
+@list_app.command("backbones")
+def list_backbones(
+    profile: Annotated[str, typer.Option(help="tiny or real (real: weights must be present)")] = (
+        "tiny"
+    ),
+) -> None:
+    """Every registered backbone: architecture, preprocessing, weights."""
+    from t2i_bench.backbones.base import available_backbones, describe_backbone
+
+    def action() -> None:
+        table = Table("backbone", "architecture", "preprocessing", "weights")
+        for name in available_backbones():
+            try:
+                spec = describe_backbone(name, profile)
+            except BenchError as exc:
+                table.add_row(name, "-", "-", f"unavailable: {exc}")
+                continue
+            table.add_row(name, spec.architecture, spec.preprocessing, spec.weights)
+        out.print(table)
+
+    _guarded(action)
+
+
+@list_app.command("prompt-types")
+def list_prompt_types() -> None:
+    """Every prompt type: where its prompts come from, the axes it serves, description."""
+    from t2i_bench.prompt_types import PROMPT_TYPES
+
+    table = Table("prompt type", "source", "mentions concept", "axes", "description")
+    for spec in PROMPT_TYPES.values():
+        mentions = "yes" if spec.mentions_concept else "no"
+        table.add_row(spec.name, spec.source, mentions, ", ".join(spec.axes), spec.description)
     out.print(table)
 
 

@@ -123,7 +123,7 @@ class RunConfig(_Strict):
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     images_per_prompt: int = Field(4, ge=1)
     seed: int = Field(0, ge=0, description="seed of the first image of every prompt")
-    metrics: list[str] = Field(default_factory=lambda: ["clip_i", "clip_t"])
+    metrics: list[str] = Field(default_factory=lambda: list(_default_metrics()))
     backbones: BackbonesConfig = Field(default_factory=BackbonesConfig)
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
@@ -156,6 +156,12 @@ class RunConfig(_Strict):
         if src != "tiny" and (src.startswith(".") or "/" in src) and (root / src).exists():
             data.base_model.source = str((root / src).resolve())
         return data
+
+
+def _default_metrics() -> tuple[str, ...]:
+    from t2i_bench.metrics.plugins import DEFAULT_METRICS
+
+    return DEFAULT_METRICS
 
 
 def _first_error(exc: ValidationError) -> str:

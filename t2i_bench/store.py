@@ -397,9 +397,8 @@ class RunStore:
                 f"WHERE backbone = ? AND sha256 IN ({marks})",
                 (backbone, *chunk),
             )
-            found.update(
-                {sha: np.frombuffer(blob, dtype=kind).astype(np.float32) for sha, blob, kind in rows}
-            )
+            for sha, blob, kind in rows:
+                found[sha] = np.frombuffer(blob, dtype=kind).astype(np.float32)
         missing = [s for s in shas if s not in found]
         if missing:
             raise KeyError(f"{len(missing)} images have no {backbone} embedding")

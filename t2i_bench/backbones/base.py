@@ -29,6 +29,7 @@ from PIL import Image
 
 from t2i_bench.errors import BenchError
 from t2i_bench.hashing import file_sha256, stable_hash
+from t2i_bench.loads import count_load
 
 ENTRY_POINT_GROUP = "t2i_bench.backbones"
 
@@ -103,9 +104,6 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 _PLUGINS_LOADED = False
-#: How many times a model was built or loaded in this process (tests assert a cached rerun
-#: loads none).
-LOAD_COUNT = {"backbones": 0}
 
 
 def register_backbone(
@@ -164,7 +162,7 @@ def load_backbone(
     entry = _entry(name)
     spec = entry.describe(profile, **options) if entry.describe is not None else None
     backbone = entry.factory(profile, device, **options)
-    LOAD_COUNT["backbones"] += 1
+    count_load("backbone")
     if spec is None:  # no describer: the loaded model's own identity is the best we know
         legacy = backbone.identity
         spec = BackboneSpec(

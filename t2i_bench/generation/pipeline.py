@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from t2i_bench.errors import BenchError
+from t2i_bench.loads import count_load
 
 _SCHEDULERS = {
     "ddim": "DDIMScheduler",
@@ -35,6 +36,7 @@ def load_base_pipeline(
     import diffusers
 
     quiet_loaders()
+    count_load("pipeline")
     torch_dtype = DTYPES[dtype]
     if source == "tiny":
         from t2i_bench.generation.tiny import build_tiny_pipeline

@@ -8,3 +8,6 @@ from t2i_bench.metrics.plugins import (  # noqa: F401
     preservation,
     text_alignment,
 )
+
+#: The metrics of a config that names none: image fidelity and text alignment.
+DEFAULT_METRICS = (fidelity.ClipI.name, text_alignment.ClipT.name)
