@@ -398,13 +398,18 @@ def test_planted_effect_lr_first_dim_last(algo_effect: float) -> None:
     table = _planted_table(algo_effect=algo_effect)
     features = ["algo", "lr", "dim"]
     result = fit_importance(table, ["metric.train"], features=features, seed=0, **FAST)
-    imp = result.importance.set_index("feature")
+    imp = result.importance.drop_duplicates("feature").set_index("feature")
     assert imp.index[0] == "log10_lr" and imp.loc["log10_lr", "rank"] == 1
-    assert imp.loc["log10_lr", "sign"] == 1.0 and imp.loc["log10_lr", "corr"] > 0.99
-    assert imp.loc["dim", "mean_abs_shap"] < 0.02 * imp.loc["log10_lr", "mean_abs_shap"]
+    lr = imp.loc["log10_lr"]
+    assert lr["sign"] == 1.0 and lr["effect"] > 0.95 and lr["shape"] == "increasing"
+    assert lr["sign_agreement"] == 1.0 and lr["level"] == ""  # numeric: no level
+    assert imp.loc["dim", "importance"] < 0.02 * imp.loc["log10_lr", "importance"]
     if algo_effect:
         # With both algo and dim irrelevant their order is noise; with algo planted, it is not.
         assert imp.index.tolist() == ["log10_lr", "algo", "dim"]
+        levels = result.importance.query("feature == 'algo'").set_index("level")["effect"]
+        # loha is planted algo_effect above lora; SHAP splits it around the mean (36 rows each)
+        assert levels["loha"] - levels["lora"] == pytest.approx(algo_effect, rel=0.1)
     r2 = result.r2.iloc[0]
     assert r2["r2_cv"] > 0.8 and r2["n_configs"] == 24 and r2["n_rows"] == 72
     again = fit_importance(table, ["metric.train"], features=features, seed=0, **FAST)
@@ -431,7 +436,8 @@ def test_too_few_configurations_message() -> None:
 
 
 def test_long_table_to_shap_files(tmp_path) -> None:
-    from t2i_bench.analysis.importance import fit_importance, write_importance
+    from t2i_bench.analysis.importance import fit_importance
+    from t2i_bench.analysis.importance_files import write_importance
     from t2i_bench.analysis.importance_plots import beeswarm_plot
 
     metrics, configs = _long_tables(n_configs=20)
@@ -456,7 +462,7 @@ def test_long_table_to_shap_files(tmp_path) -> None:
     for target in targets:
         assert (out / f"beeswarm_{target}.png").is_file()
         assert (out / f"beeswarm_{target}.csv").is_file()
-    assert len(list(out.glob("dependence_*.png"))) == 2 * len(targets)
+    assert len(list(out.glob("dependence_*.png"))) == len(targets)  # a panel per feature
     importance = pd.read_csv(out / "importance.csv")
     assert set(importance["target"]) == set(targets)
     assert {"algo", "log10_lr", "epoch"} <= set(importance["feature"])

@@ -10,30 +10,55 @@ import pandas as pd
 
 from t2i_bench.analysis.aggregate import (
     across_seeds,
-    checkpoint_table,
     leaderboard_table,
     metric_columns,
     summarize,
 )
+from t2i_bench.analysis.curves import curves_plot, metric_of, training_curves
+from t2i_bench.analysis.groups import (
+    NORMALISATIONS,
+    POOLED,
+    analysis_groups,
+    check_by,
+    select_group,
+    target_table,
+)
 from t2i_bench.analysis.importance import (
     DEFAULT_ITERATIONS,
+    R2_CV_THRESHOLD,
     ImportanceResult,
     fit_importance,
-    write_importance,
 )
-from t2i_bench.analysis.io import write_table
+from t2i_bench.analysis.importance_files import (
+    PLOT_INDEX_COLUMNS,
+    importance_files,
+    unique_slugs,
+)
+from t2i_bench.analysis.io import BASE_CHECKPOINT, prepare_configs, write_table
 from t2i_bench.analysis.ranking import rank_scale
+from t2i_bench.analysis.where import describe_rows, evaluate_where
+from t2i_bench.errors import BenchError
 
 
 @dataclass
 class AnalysisOutputs:
-    """What :func:`run_analysis` computed and wrote."""
+    """What :func:`run_analysis` computed and wrote.
+
+    ``importance`` is the pooled group's result, ``results`` every group's by label;
+    ``curves`` the training curves of every group (:func:`training_curves`);
+    ``fit_warnings`` the lines saying a fit does not generalise (also in ``warnings``).
+    """
 
     summary: pd.DataFrame
     leaderboard: pd.DataFrame
     importance: ImportanceResult | None
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    results: dict[str, ImportanceResult] = field(default_factory=dict)
+    curves: pd.DataFrame | None = None
+    fit_warnings: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
 
 
 def run_analysis(
@@ -51,46 +76,197 @@ def run_analysis(
     on_missing: str = "error",
     importance: bool = True,
     iterations: int = DEFAULT_ITERATIONS,
+    by: Sequence[str] = (),
+    where: str | None = None,
+    normalise: str = "raw",
+    fold_confounded: bool = True,
+    r2_cv_threshold: float | None = None,
+    curves: bool = True,
+    plots: bool = True,
 ) -> AnalysisOutputs:
-    """Summaries, leaderboard, seed statistics, rank scores and SHAP importance in ``out_dir``.
+    """Summaries, leaderboard, seed statistics, rank scores, SHAP importance and training
+    curves in ``out_dir`` (file list in docs/analysis.md).
 
-    Writes ``summary.csv``, ``leaderboard.csv``, ``across_seeds.csv``, ``rank_scores.csv``,
-    ``checkpoints.csv`` (unrounded per-checkpoint means: the importance input) and, with
-    ``importance``, the files of :func:`~t2i_bench.analysis.importance.write_importance`
-    plus ``warnings.txt``. ``targets`` defaults to every ``{metric}.{prompt_type}`` column;
-    default targets with too few configurations are skipped with a warning, named ones
-    raise BenchError.
+    The summaries and the leaderboard cover every checkpoint. The hyperparameter analysis
+    (``checkpoints.csv``, the importance files, the curves) covers the checkpoints
+    ``where`` keeps, pooled (group ``all``) and per value of each ``by`` column, on
+    ``normalise`` = ``raw`` means or ``rank`` scores. Checkpoints missing from ``configs``
+    raise BenchError (``on_missing="error"``) or are dropped and listed in
+    ``unmatched.csv`` (``"drop"``). Default targets with too few configurations are skipped
+    with a warning; named ones raise BenchError for the pooled group.
     """
     out = Path(out_dir)
+    prepared = prepare_configs(configs)
+    if normalise not in NORMALISATIONS:
+        raise BenchError(f"normalise must be 'raw' or 'rank', not {normalise!r}")
+    if on_missing not in ("error", "drop"):
+        raise ValueError(f"on_missing must be 'error' or 'drop', not {on_missing!r}")
+    check_by(by, prepared)
+    keep = evaluate_where(where, prepared) if where else None
     warnings: list[str] = []
+    files: list[Path] = []
+    metrics, unmatched = _drop_unmatched(metrics, prepared, on_missing)
+    if unmatched:
+        files.append(write_table(pd.DataFrame({"checkpoint": unmatched}), out / "unmatched.csv"))
+        warnings.append(
+            f"{len(unmatched)} checkpoint(s) of the metrics table are missing from the configs "
+            f"table and were dropped: {describe_rows(unmatched)} (all listed in unmatched.csv)"
+        )
     summary = summarize(metrics, n_boot=n_boot, seed=seed)
-    leaderboard = leaderboard_table(summary, configs, higher_is_better, on_missing=on_missing)
+    leaderboard = leaderboard_table(summary, configs, higher_is_better)
     warnings.extend(leaderboard.attrs.get("warnings", []))
-    table = checkpoint_table(summary, configs, on_missing="drop")
-    kept = summary[summary["checkpoint"].isin(table["checkpoint"])]
-    files = [
+    files += [
         write_table(summary, out / "summary.csv"),
         write_table(leaderboard, out / "leaderboard.csv"),
-        write_table(across_seeds(kept, configs), out / "across_seeds.csv"),
+        write_table(across_seeds(summary, configs), out / "across_seeds.csv"),
         write_table(rank_scale(summary, higher_is_better), out / "rank_scores.csv"),
-        write_table(table, out / "checkpoints.csv"),
     ]
-    result = None
-    if importance:
-        names = list(targets) if targets is not None else metric_columns(summary)
-        result = fit_importance(
-            table,
-            names,
-            features,
-            categorical,
-            seed=seed,
-            cv_folds=cv_folds,
-            skip_insufficient=targets is None,
-            iterations=iterations,
+    analysed, excluded = _apply_where(prepared, keep, where)
+    if excluded:
+        reason = pd.DataFrame({"checkpoint": excluded, "excluded_by": where})
+        files.append(write_table(reason, out / "excluded.csv"))
+        warnings.append(
+            f"--where {where!r} excluded {len(excluded)} of {len(prepared) - 1} checkpoints "
+            f"from the hyperparameter analysis: {describe_rows(excluded)} "
+            "(all listed in excluded.csv)"
         )
-        warnings.extend(result.warnings)
-        files.extend(write_importance(result, out))
+    chosen = summary[summary["checkpoint"].isin(analysed["checkpoint"])]
+    tables = {}
+    for group in analysis_groups(chosen, analysed, by):
+        part, part_configs = select_group(chosen, analysed, group)
+        raw = target_table(part, part_configs, "raw")
+        fitted = (
+            raw
+            if normalise == "raw"
+            else target_table(part, part_configs, "rank", higher_is_better)
+        )
+        tables[group.label] = (raw, fitted)
+    stacked = [t[1].assign(group=label) for label, t in tables.items()]
+    checkpoints = pd.concat(stacked, ignore_index=True)
+    files.append(
+        write_table(checkpoints[["group", *checkpoints.columns[:-1]]], out / "checkpoints.csv")
+    )
+    results: dict[str, ImportanceResult] = {}
+    index = pd.DataFrame(columns=PLOT_INDEX_COLUMNS)
+    if importance:
+        names = list(targets) if targets is not None else metric_columns(chosen)
+        for label, (_, fitted) in tables.items():
+            try:
+                results[label] = fit_importance(
+                    fitted,
+                    [n for n in names if n in fitted.columns or label == POOLED],
+                    features,
+                    categorical,
+                    seed=seed,
+                    cv_folds=cv_folds,
+                    skip_insufficient=targets is None or label != POOLED,
+                    iterations=iterations,
+                    group=label,
+                    fold=fold_confounded,
+                    r2_threshold=R2_CV_THRESHOLD if r2_cv_threshold is None else r2_cv_threshold,
+                    n_boot=n_boot,
+                )
+            except BenchError as exc:
+                if label == POOLED:
+                    raise
+                warnings.append(f"{exc}; no importance analysis for this group")
+                continue
+            warnings.extend(results[label].warnings)
+        written, index = importance_files(list(results.values()), out, plots=plots)
+        files.extend(written)
+    curve_frame = None
+    if curves:
+        curve_frame, curve_index, curve_files = _write_curves(
+            tables,
+            metric_columns(chosen) if targets is None else targets,
+            higher_is_better,
+            out,
+            plots,
+        )
+        files.extend(curve_files)
+        index = pd.concat([index, curve_index], ignore_index=True) if len(index) else curve_index
+        if curve_frame.attrs.get("progress") is None:
+            warnings.append(
+                "no training curves: the configs table has no epoch or step that varies"
+            )
+    if plots:
+        files.append(write_table(index, out / "plots.csv"))
     warnings_path = out / "warnings.txt"
     warnings_path.write_text("".join(f"{w}\n" for w in warnings), encoding="utf-8")
     files.append(warnings_path)
-    return AnalysisOutputs(summary, leaderboard, result, files, warnings)
+    fit_warnings = [w for r in results.values() for w in r.low_fit_warnings]
+    return AnalysisOutputs(
+        summary=summary,
+        leaderboard=leaderboard,
+        importance=results.get(POOLED),
+        files=files,
+        warnings=warnings,
+        results=results,
+        curves=curve_frame,
+        fit_warnings=fit_warnings,
+        excluded=excluded,
+        unmatched=unmatched,
+    )
+
+
+def _drop_unmatched(
+    metrics: pd.DataFrame, configs: pd.DataFrame, on_missing: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Metrics without the checkpoints the configs table lacks, and their names."""
+    unmatched = sorted(set(metrics["checkpoint"]) - set(configs["checkpoint"]))
+    if unmatched and on_missing == "error":
+        raise BenchError(
+            f"{len(unmatched)} checkpoint(s) of the metrics table are missing from the configs "
+            f"table: {describe_rows(unmatched)} (drop them with --on-missing drop, or "
+            "on_missing='drop'; to leave checkpoints out on purpose use --where)"
+        )
+    return metrics[~metrics["checkpoint"].isin(unmatched)], unmatched
+
+
+def _apply_where(
+    configs: pd.DataFrame, keep: pd.Series | None, where: str | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The configs rows ``where`` keeps (the base row always), and the excluded names."""
+    if keep is None:
+        return configs, []
+    is_base = configs["checkpoint"].eq(BASE_CHECKPOINT)
+    kept = configs[keep | is_base]
+    if not (keep & ~is_base).any():
+        raise BenchError(f"--where {where!r} keeps no checkpoint")
+    return kept, sorted(configs.loc[~keep & ~is_base, "checkpoint"])
+
+
+def _write_curves(
+    tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
+    targets: Sequence[str],
+    higher_is_better: Mapping[str, bool],
+    out: Path,
+    plots: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
+    """``curves_<target>.png/.csv`` (raw values, every group); the curves and index rows."""
+    frames = [
+        training_curves(raw, targets, higher_is_better, group=label)
+        for label, (raw, _) in tables.items()
+    ]
+    progress = next((f.attrs["progress"] for f in frames if f.attrs.get("progress")), None)
+    frames = [f for f in frames if len(f)]
+    curves = pd.concat(frames, ignore_index=True) if frames else frames_empty(progress)
+    curves.attrs["progress"] = progress
+    rows, files = [], []
+    slugs = unique_slugs(list(dict.fromkeys(curves["target"])))
+    for target, stem_name in slugs.items():
+        stem = out / f"curves_{stem_name}"
+        if plots:
+            higher = higher_is_better.get(metric_of(target), True)
+            png, csv = curves_plot(curves, target, higher, stem)
+            rows.append(("curves", "", target, "", png, csv))
+            files += [out / png, out / csv]
+        else:
+            data = curves[curves["target"].eq(target)].reset_index(drop=True)
+            files.append(write_table(data, out / f"{stem.name}.csv"))
+    return curves, pd.DataFrame(rows, columns=PLOT_INDEX_COLUMNS), files
+
+
+def frames_empty(progress: str | None) -> pd.DataFrame:
+    """An empty curves table."""
+    return training_curves(pd.DataFrame(), [], {}, progress=progress)
