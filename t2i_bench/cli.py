@@ -290,8 +290,10 @@ def analyze(
             raise BenchError(f"analysis option {_first_error(exc)}") from None
 
     def from_tables() -> None:
+        from rich.markup import escape
+
         from t2i_bench.analysis import read_configs_table, read_metrics_table
-        from t2i_bench.analysis.analyze import run_analysis
+        from t2i_bench.analysis.analyze import check_options, run_analysis
         from t2i_bench.metrics.base import available_metrics
 
         if table is None or configs is None:
@@ -302,6 +304,8 @@ def analyze(
         metrics = read_metrics_table(table)
         config_table = read_configs_table(configs)
         higher = {name: cls.higher_is_better for name, cls in available_metrics().items()}
+        check = options.model_dump(include={"by", "where", "normalise"})
+        check_options(config_table, **check)  # before any work
         with progress_bar() as update:
             update("analyze", 0, 1)
             result = run_analysis(
@@ -315,8 +319,8 @@ def analyze(
                 **options.model_dump(),
             )
             update("analyze", 1, 1)
-        for warning in result.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        for warning in result.warnings:  # escaped: group labels look like markup
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
         console.print(f"wrote {out}")
 
     def with_settings(bench) -> None:

@@ -96,13 +96,10 @@ def run_analysis(
     with a warning; named ones raise BenchError for the pooled group.
     """
     out = Path(out_dir)
-    prepared = prepare_configs(configs)
-    if normalise not in NORMALISATIONS:
-        raise BenchError(f"normalise must be 'raw' or 'rank', not {normalise!r}")
     if on_missing not in ("error", "drop"):
         raise ValueError(f"on_missing must be 'error' or 'drop', not {on_missing!r}")
-    check_by(by, prepared)
-    keep = evaluate_where(where, prepared) if where else None
+    prepared = prepare_configs(configs)
+    keep = check_options(prepared, by=by, where=where, normalise=normalise)
     warnings: list[str] = []
     files: list[Path] = []
     metrics, unmatched = _drop_unmatched(metrics, prepared, on_missing)
@@ -209,6 +206,27 @@ def run_analysis(
     )
 
 
+def check_options(
+    configs: pd.DataFrame,
+    *,
+    by: Sequence[str] = (),
+    where: str | None = None,
+    normalise: str = "raw",
+) -> pd.Series | None:
+    """Check the analysis options against a configs table before any work; BenchError
+    naming the first problem. Returns the ``where`` mask (None without ``where``)."""
+    if normalise not in NORMALISATIONS:
+        raise BenchError(f"normalise must be 'raw' or 'rank', not {normalise!r}")
+    prepared = prepare_configs(configs)
+    check_by(by, prepared)
+    if not where:
+        return None
+    keep = evaluate_where(where, prepared)
+    if not (keep & prepared["checkpoint"].ne(BASE_CHECKPOINT)).any():
+        raise BenchError(f"--where {where!r} keeps no checkpoint")
+    return keep
+
+
 def _drop_unmatched(
     metrics: pd.DataFrame, configs: pd.DataFrame, on_missing: str
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -226,13 +244,11 @@ def _drop_unmatched(
 def _apply_where(
     configs: pd.DataFrame, keep: pd.Series | None, where: str | None
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The configs rows ``where`` keeps (the base row always), and the excluded names."""
+    """The configs rows ``where`` kept (the base row always), and the excluded names."""
     if keep is None:
         return configs, []
     is_base = configs["checkpoint"].eq(BASE_CHECKPOINT)
     kept = configs[keep | is_base]
-    if not (keep & ~is_base).any():
-        raise BenchError(f"--where {where!r} keeps no checkpoint")
     return kept, sorted(configs.loc[~keep & ~is_base, "checkpoint"])
 
 
