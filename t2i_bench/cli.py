@@ -287,7 +287,8 @@ def analyze(
         try:
             return AnalysisConfig.model_validate({**base.model_dump(), **overrides})
         except ValidationError as exc:
-            raise BenchError(f"analysis option {_first_error(exc)}") from None
+            message = _first_error(exc).replace("Value error, ", "")
+            raise BenchError(f"analysis option {message}") from None
 
     def from_tables() -> None:
         from rich.markup import escape
@@ -330,6 +331,7 @@ def analyze(
     if config is None:
         _guarded(from_tables)
     else:
+        _guarded(lambda: settings(AnalysisConfig()))  # bad options fail before the run loads
         _run_stages((with_settings,), config, output, False)
 
 

@@ -485,6 +485,18 @@ def test_run_analysis_writes_everything(tmp_path) -> None:
     metrics["value"] = pd.to_numeric(metrics["value"].replace({"N/A": None, "NA": None, "": None}))
     configs = configs.drop(columns=["config_id", "run_id"])  # derived from the hyperparameters
     outputs = run_analysis(metrics, configs, tmp_path, {"dino_i": True}, n_boot=100, iterations=60)
+    again = run_analysis(
+        metrics.sample(frac=1.0, random_state=0),
+        configs,
+        tmp_path / "again",
+        {"dino_i": True},
+        n_boot=100,
+        iterations=60,
+    )
+    # every file, PNGs included, is byte-identical when run again (rows in another order)
+    assert [p.name for p in outputs.files] == [p.name for p in again.files]
+    for path in outputs.files:
+        assert path.read_bytes() == (tmp_path / "again" / path.name).read_bytes(), path.name
     for name in ("summary.csv", "leaderboard.csv", "across_seeds.csv", "rank_scores.csv"):
         assert (tmp_path / name).is_file(), name
     assert (tmp_path / "importance.csv").is_file() and (tmp_path / "shap_summary.png").is_file()

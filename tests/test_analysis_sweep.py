@@ -374,3 +374,15 @@ def test_report_uses_the_run_configs_analysis_section(tmp_path: Path) -> None:
     alerts = html[: html.index("</section>")]
     assert "[all] target &#39;clip_i.train&#39;: cross-validated R²" in alerts
     assert "do not generalise" in alerts
+
+
+def test_cli_on_a_run_config_checks_options_first(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-config.yaml"
+    for bad, message in (
+        (["--normalise", "zscore"], "analysis option normalise"),
+        (["--where", "alpha =="], "invalid expression"),
+    ):
+        result = CliRunner().invoke(app, ["analyze", str(missing), *bad])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.output

@@ -266,7 +266,7 @@ def _write_curves(
     ]
     progress = next((f.attrs["progress"] for f in frames if f.attrs.get("progress")), None)
     frames = [f for f in frames if len(f)]
-    curves = pd.concat(frames, ignore_index=True) if frames else frames_empty(progress)
+    curves = pd.concat(frames, ignore_index=True) if frames else _empty_curves(progress)
     curves.attrs["progress"] = progress
     rows, files = [], []
     slugs = unique_slugs(list(dict.fromkeys(curves["target"])))
@@ -283,6 +283,6 @@ def _write_curves(
     return curves, pd.DataFrame(rows, columns=PLOT_INDEX_COLUMNS), files
 
 
-def frames_empty(progress: str | None) -> pd.DataFrame:
+def _empty_curves(progress: str | None) -> pd.DataFrame:
     """An empty curves table."""
     return training_curves(pd.DataFrame(), [], {}, progress=progress)
