@@ -410,6 +410,11 @@ def test_planted_effect_lr_first_dim_last(algo_effect: float) -> None:
         levels = result.importance.query("feature == 'algo'").set_index("level")["effect"]
         # loha is planted algo_effect above lora; SHAP splits it around the mean (36 rows each)
         assert levels["loha"] - levels["lora"] == pytest.approx(algo_effect, rel=0.1)
+    # SHAP values add up to the model's prediction: in-sample R² from them is r2_train
+    fit = result.fits["metric.train"]
+    prediction = fit.shap_values.sum(axis=1) + fit.base_value
+    r2_from_shap = 1 - ((fit.y - prediction) ** 2).sum() / ((fit.y - fit.y.mean()) ** 2).sum()
+    assert r2_from_shap == pytest.approx(fit.r2_train, abs=1e-9)
     r2 = result.r2.iloc[0]
     assert r2["r2_cv"] > 0.8 and r2["n_configs"] == 24 and r2["n_rows"] == 72
     again = fit_importance(table, ["metric.train"], features=features, seed=0, **FAST)

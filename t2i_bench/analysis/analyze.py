@@ -128,47 +128,24 @@ def run_analysis(
             "(all listed in excluded.csv)"
         )
     chosen = summary[summary["checkpoint"].isin(analysed["checkpoint"])]
-    tables = {}
-    for group in analysis_groups(chosen, analysed, by):
-        part, part_configs = select_group(chosen, analysed, group)
-        raw = target_table(part, part_configs, "raw")
-        fitted = (
-            raw
-            if normalise == "raw"
-            else target_table(part, part_configs, "rank", higher_is_better)
-        )
-        tables[group.label] = (raw, fitted)
-    stacked = [t[1].assign(group=label) for label, t in tables.items()]
-    checkpoints = pd.concat(stacked, ignore_index=True)
-    files.append(
-        write_table(checkpoints[["group", *checkpoints.columns[:-1]]], out / "checkpoints.csv")
-    )
+    tables = _group_tables(chosen, analysed, by, normalise, higher_is_better)
+    stacked = pd.concat([t.assign(group=g) for g, (_, t) in tables.items()], ignore_index=True)
+    files.append(write_table(stacked[["group", *stacked.columns[:-1]]], out / "checkpoints.csv"))
     results: dict[str, ImportanceResult] = {}
     index = pd.DataFrame(columns=PLOT_INDEX_COLUMNS)
     if importance:
+        fit_settings = dict(
+            features=features,
+            categorical=categorical,
+            seed=seed,
+            cv_folds=cv_folds,
+            iterations=iterations,
+            fold=fold_confounded,
+            r2_threshold=R2_CV_THRESHOLD if r2_cv_threshold is None else r2_cv_threshold,
+            n_boot=n_boot,
+        )
         names = list(targets) if targets is not None else metric_columns(chosen)
-        for label, (_, fitted) in tables.items():
-            try:
-                results[label] = fit_importance(
-                    fitted,
-                    [n for n in names if n in fitted.columns or label == POOLED],
-                    features,
-                    categorical,
-                    seed=seed,
-                    cv_folds=cv_folds,
-                    skip_insufficient=targets is None or label != POOLED,
-                    iterations=iterations,
-                    group=label,
-                    fold=fold_confounded,
-                    r2_threshold=R2_CV_THRESHOLD if r2_cv_threshold is None else r2_cv_threshold,
-                    n_boot=n_boot,
-                )
-            except BenchError as exc:
-                if label == POOLED:
-                    raise
-                warnings.append(f"{exc}; no importance analysis for this group")
-                continue
-            warnings.extend(results[label].warnings)
+        results = _fit_groups(tables, names, targets is not None, fit_settings, warnings)
         written, index = importance_files(list(results.values()), out, plots=plots)
         files.extend(written)
     curve_frame = None
@@ -204,6 +181,55 @@ def run_analysis(
         excluded=excluded,
         unmatched=unmatched,
     )
+
+
+def _group_tables(
+    summary: pd.DataFrame,
+    configs: pd.DataFrame,
+    by: Sequence[str],
+    normalise: str,
+    higher_is_better: Mapping[str, bool],
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per group label: (raw table for the curves, table the models are fitted on)."""
+    tables = {}
+    for group in analysis_groups(summary, configs, by):
+        part, part_configs = select_group(summary, configs, group)
+        raw = target_table(part, part_configs, "raw")
+        if normalise == "raw":
+            tables[group.label] = (raw, raw)
+        else:
+            rank = target_table(part, part_configs, normalise, higher_is_better)
+            tables[group.label] = (raw, rank)
+    return tables
+
+
+def _fit_groups(
+    tables: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
+    targets: list[str],
+    named: bool,
+    settings: dict,
+    warnings: list[str],
+) -> dict[str, ImportanceResult]:
+    """:func:`fit_importance` per group; a group that cannot be fitted is a warning.
+
+    The pooled group raises for a named target it cannot fit (or when none can be fitted).
+    """
+    results: dict[str, ImportanceResult] = {}
+    for label, (_, fitted) in tables.items():
+        pooled = label == POOLED
+        chosen = [t for t in targets if pooled or t in fitted.columns]
+        try:
+            result = fit_importance(
+                fitted, chosen, skip_insufficient=not (named and pooled), group=label, **settings
+            )
+        except BenchError as exc:
+            if pooled:
+                raise
+            warnings.append(f"{exc}; no importance analysis for this group")
+            continue
+        results[label] = result
+        warnings.extend(result.warnings)
+    return results
 
 
 def check_options(

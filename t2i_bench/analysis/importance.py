@@ -6,11 +6,9 @@ One :func:`fit_importance` call analyses one group of checkpoints (``all``, or e
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -365,14 +363,6 @@ def _fit_target(
         interactions=np.asarray(interactions, dtype=np.float64),
         group=group,
     )
-
-
-def import_shap() -> ModuleType:
-    """``import shap`` without the PendingDeprecationWarnings its colour maps raise on import."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-        import shap
-    return shap
 
 
 def _train(x: pd.DataFrame, y: np.ndarray, categorical: list[str], settings: dict):
