@@ -237,39 +237,105 @@ def analyze(
     ] = None,
     seed: Annotated[int, typer.Option(help="bootstrap and CatBoost seed")] = 0,
     folds: Annotated[int, typer.Option(help="grouped cross-validation folds")] = 5,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="also analyse each value of this column, e.g. category (repeat)"),
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(help='analyse only checkpoints matching, e.g. "not (alpha == 1)"'),
+    ] = None,
+    feature: Annotated[
+        list[str] | None, typer.Option(help="hyperparameter to use as a feature (repeat)")
+    ] = None,
+    categorical: Annotated[
+        list[str] | None, typer.Option(help="feature to treat as categorical (repeat)")
+    ] = None,
+    normalise: Annotated[
+        str | None, typer.Option(help="targets: raw means or rank scores (raw|rank)")
+    ] = None,
+    fold_confounded: Annotated[
+        bool | None,
+        typer.Option(
+            "--fold-confounded/--no-fold-confounded", help="fold confounded features (default)"
+        ),
+    ] = None,
+    on_missing: Annotated[
+        str,
+        typer.Option(help="with --table: checkpoints missing from --configs: error|drop"),
+    ] = "error",
 ) -> None:
-    """CatBoost + SHAP over hyperparameters: on a run, or on any long metrics table."""
+    """CatBoost + SHAP over hyperparameters: on a run, or on any long metrics table.
+
+    Options given here override the run config's ``analysis:`` section.
+    """
+    from t2i_bench.config import AnalysisConfig
+
+    given = {
+        "by": by or None,
+        "where": where,
+        "features": feature or None,
+        "categorical": categorical or None,
+        "targets": target or None,
+        "normalise": normalise,
+        "fold_confounded": fold_confounded,
+    }
+    overrides = {k: v for k, v in given.items() if v is not None}
+
+    def settings(base: AnalysisConfig) -> AnalysisConfig:
+        from pydantic import ValidationError
+
+        from t2i_bench.config import _first_error
+
+        try:
+            return AnalysisConfig.model_validate({**base.model_dump(), **overrides})
+        except ValidationError as exc:
+            message = _first_error(exc).replace("Value error, ", "")
+            raise BenchError(f"analysis option {message}") from None
 
     def from_tables() -> None:
+        from rich.markup import escape
+
         from t2i_bench.analysis import read_configs_table, read_metrics_table
-        from t2i_bench.analysis.analyze import run_analysis
+        from t2i_bench.analysis.analyze import check_options, run_analysis
         from t2i_bench.metrics.base import available_metrics
 
         if table is None or configs is None:
             raise BenchError("give a run CONFIG, or both --table and --configs")
+        if on_missing not in ("error", "drop"):
+            raise BenchError(f"--on-missing must be 'error' or 'drop', not {on_missing!r}")
+        options = settings(AnalysisConfig())
         metrics = read_metrics_table(table)
+        config_table = read_configs_table(configs)
         higher = {name: cls.higher_is_better for name, cls in available_metrics().items()}
+        check = options.model_dump(include={"by", "where", "normalise"})
+        check_options(config_table, **check)  # before any work
         with progress_bar() as update:
             update("analyze", 0, 1)
             result = run_analysis(
                 metrics,
-                read_configs_table(configs),
+                config_table,
                 out,
                 higher,
-                targets=target,
                 seed=seed,
                 cv_folds=folds,
-                on_missing="drop",
+                on_missing=on_missing,
+                **options.model_dump(),
             )
             update("analyze", 1, 1)
-        for warning in result.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        for warning in result.warnings:  # escaped: group labels look like markup
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
         console.print(f"wrote {out}")
+
+    def with_settings(bench) -> None:
+        bench.config.analysis = settings(bench.config.analysis)
+        _stage_report(bench)
 
     if config is None:
         _guarded(from_tables)
     else:
-        _run_stages((_stage_report,), config, output, False)
+        _guarded(lambda: settings(AnalysisConfig()))  # bad options fail before the run loads
+        _run_stages((with_settings,), config, output, False)
 
 
 @app.command()

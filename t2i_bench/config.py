@@ -111,6 +111,44 @@ class BackbonesConfig(_Strict):
         return str(getattr(self, role, None) or role), {}
 
 
+class AnalysisConfig(_Strict):
+    """The hyperparameter analysis (docs/analysis.md); ``t2i-bench analyze`` options override it."""
+
+    by: list[str] = Field(
+        default_factory=list,
+        description="one analysis per value of each column (category, concept, algo…), "
+        "plus the pooled one",
+    )
+    where: str | None = Field(
+        None, description="analyse only the checkpoints whose hyperparameters satisfy this"
+    )
+    features: list[str] | None = Field(None, description="hyperparameters to use as features")
+    categorical: list[str] | None = Field(None, description="features to treat as categories")
+    targets: list[str] | None = Field(None, description="{metric}.{prompt_type} columns")
+    normalise: Literal["raw", "rank"] = Field(
+        "raw", description="fit raw means or direction-aware rank scores (1 = best)"
+    )
+    fold_confounded: bool = Field(True, description="fold confounded features (else flag)")
+    r2_cv_threshold: float | None = Field(
+        None,
+        description="at or below this cross-validated R² a warning says the fit does not "
+        "generalise (default: t2i_bench.analysis.importance.R2_CV_THRESHOLD, 0.1)",
+    )
+
+    @field_validator("where")
+    @classmethod
+    def _where_is_valid(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from t2i_bench.analysis.where import parse_where
+
+        try:
+            parse_where(value)
+        except BenchError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class RunConfig(_Strict):
     """A whole benchmark run."""
 
@@ -136,6 +174,7 @@ class RunConfig(_Strict):
     filename_pattern: str | None = Field(
         None, description="regex with named groups read as hyperparameters from file names"
     )
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
 
     def resolve_paths(self, root: Path) -> RunConfig:
         """Return a copy with every relative path made absolute against ``root``."""

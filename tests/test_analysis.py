@@ -398,13 +398,23 @@ def test_planted_effect_lr_first_dim_last(algo_effect: float) -> None:
     table = _planted_table(algo_effect=algo_effect)
     features = ["algo", "lr", "dim"]
     result = fit_importance(table, ["metric.train"], features=features, seed=0, **FAST)
-    imp = result.importance.set_index("feature")
+    imp = result.importance.drop_duplicates("feature").set_index("feature")
     assert imp.index[0] == "log10_lr" and imp.loc["log10_lr", "rank"] == 1
-    assert imp.loc["log10_lr", "sign"] == 1.0 and imp.loc["log10_lr", "corr"] > 0.99
-    assert imp.loc["dim", "mean_abs_shap"] < 0.02 * imp.loc["log10_lr", "mean_abs_shap"]
+    lr = imp.loc["log10_lr"]
+    assert lr["sign"] == 1.0 and lr["effect"] > 0.95 and lr["shape"] == "increasing"
+    assert lr["sign_agreement"] == 1.0 and lr["level"] == ""  # numeric: no level
+    assert imp.loc["dim", "importance"] < 0.02 * imp.loc["log10_lr", "importance"]
     if algo_effect:
         # With both algo and dim irrelevant their order is noise; with algo planted, it is not.
         assert imp.index.tolist() == ["log10_lr", "algo", "dim"]
+        levels = result.importance.query("feature == 'algo'").set_index("level")["effect"]
+        # loha is planted algo_effect above lora; SHAP splits it around the mean (36 rows each)
+        assert levels["loha"] - levels["lora"] == pytest.approx(algo_effect, rel=0.1)
+    # SHAP values add up to the model's prediction: in-sample R² from them is r2_train
+    fit = result.fits["metric.train"]
+    prediction = fit.shap_values.sum(axis=1) + fit.base_value
+    r2_from_shap = 1 - ((fit.y - prediction) ** 2).sum() / ((fit.y - fit.y.mean()) ** 2).sum()
+    assert r2_from_shap == pytest.approx(fit.r2_train, abs=1e-9)
     r2 = result.r2.iloc[0]
     assert r2["r2_cv"] > 0.8 and r2["n_configs"] == 24 and r2["n_rows"] == 72
     again = fit_importance(table, ["metric.train"], features=features, seed=0, **FAST)
@@ -431,7 +441,8 @@ def test_too_few_configurations_message() -> None:
 
 
 def test_long_table_to_shap_files(tmp_path) -> None:
-    from t2i_bench.analysis.importance import fit_importance, write_importance
+    from t2i_bench.analysis.importance import fit_importance
+    from t2i_bench.analysis.importance_files import write_importance
     from t2i_bench.analysis.importance_plots import beeswarm_plot
 
     metrics, configs = _long_tables(n_configs=20)
@@ -456,7 +467,7 @@ def test_long_table_to_shap_files(tmp_path) -> None:
     for target in targets:
         assert (out / f"beeswarm_{target}.png").is_file()
         assert (out / f"beeswarm_{target}.csv").is_file()
-    assert len(list(out.glob("dependence_*.png"))) == 2 * len(targets)
+    assert len(list(out.glob("dependence_*.png"))) == len(targets)  # a panel per feature
     importance = pd.read_csv(out / "importance.csv")
     assert set(importance["target"]) == set(targets)
     assert {"algo", "log10_lr", "epoch"} <= set(importance["feature"])
@@ -479,6 +490,18 @@ def test_run_analysis_writes_everything(tmp_path) -> None:
     metrics["value"] = pd.to_numeric(metrics["value"].replace({"N/A": None, "NA": None, "": None}))
     configs = configs.drop(columns=["config_id", "run_id"])  # derived from the hyperparameters
     outputs = run_analysis(metrics, configs, tmp_path, {"dino_i": True}, n_boot=100, iterations=60)
+    again = run_analysis(
+        metrics.sample(frac=1.0, random_state=0),
+        configs,
+        tmp_path / "again",
+        {"dino_i": True},
+        n_boot=100,
+        iterations=60,
+    )
+    # every file, PNGs included, is byte-identical when run again (rows in another order)
+    assert [p.name for p in outputs.files] == [p.name for p in again.files]
+    for path in outputs.files:
+        assert path.read_bytes() == (tmp_path / "again" / path.name).read_bytes(), path.name
     for name in ("summary.csv", "leaderboard.csv", "across_seeds.csv", "rank_scores.csv"):
         assert (tmp_path / name).is_file(), name
     assert (tmp_path / "importance.csv").is_file() and (tmp_path / "shap_summary.png").is_file()

@@ -1,25 +1,35 @@
-"""Which hyperparameters drive each metric: CatBoost per target, SHAP, grouped-CV R²."""
+"""Which hyperparameters drive each metric: CatBoost per target, SHAP, grouped-CV R².
+
+One :func:`fit_importance` call analyses one group of checkpoints (``all``, or e.g.
+``category=people``); the tables it gives carry that label in their ``group`` column.
+"""
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from t2i_bench.analysis.bootstrap import group_seed
+from t2i_bench.analysis.confounding import Confound, fold_confounded
+from t2i_bench.analysis.effects import (
+    effect_shape,
+    interaction_pairs,
+    level_effects,
+    numeric_effect,
+    sign_agreement,
+)
 from t2i_bench.analysis.features import (
+    LOG_LR,
     FeatureMatrix,
     build_features,
     config_groups,
     grouped_folds,
     model_rows,
 )
-from t2i_bench.analysis.io import write_table
 from t2i_bench.errors import BenchError
 
 #: Fewest checkpoints with a target value for a fit.
@@ -28,6 +38,32 @@ MIN_ROWS = 8
 DEFAULT_ITERATIONS = 300
 DEFAULT_DEPTH = 4
 DEFAULT_LEARNING_RATE = 0.05
+#: Categorical features with up to this many levels are one-hot encoded (no target
+#: statistics), so a level's SHAP value is its own effect.
+ONE_HOT_MAX_SIZE = 255
+#: At or below this cross-validated R² the importances do not generalise (a warning says so).
+R2_CV_THRESHOLD = 0.1
+#: Interaction pairs kept per target in ``interactions.csv``.
+TOP_INTERACTIONS = 5
+#: Label of the analysis over every checkpoint.
+POOLED = "all"
+IMPORTANCE_COLUMNS = (
+    "group",
+    "target",
+    "feature",
+    "level",
+    "importance",
+    "rank",
+    "effect",
+    "effect_ci_low",
+    "effect_ci_high",
+    "sign",
+    "sign_agreement",
+    "shape",
+    "shape_at",
+    "n",
+    "aliases",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +81,10 @@ class TargetFit:
     r2_cv: float
     n_configs: int
     cv_prediction: np.ndarray
+    groups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    fold_shap: list[np.ndarray] = field(default_factory=list)
+    interactions: np.ndarray | None = None
+    group: str = POOLED
 
     @property
     def n_rows(self) -> int:
@@ -56,21 +96,21 @@ class TargetFit:
         values = pd.Series(np.abs(self.shap_values).mean(axis=0), index=self.features.columns)
         return values.sort_index().sort_values(ascending=False, kind="mergesort")
 
+    def shap_of(self, feature: str, shap: np.ndarray | None = None) -> np.ndarray:
+        """One feature's SHAP column (of ``shap``, default the full model's)."""
+        values = self.shap_values if shap is None else shap
+        return values[:, self.features.columns.get_loc(feature)]
+
     def effect_correlation(self, feature: str) -> float:
-        """Pearson correlation of a numeric feature's value with its SHAP value (NaN if none)."""
+        """Spearman ρ of a numeric feature's value with its SHAP value (NaN if none)."""
         if feature in self.categorical:
             return np.nan
-        x = self.features[feature].to_numpy(dtype=np.float64)
-        s = self.shap_values[:, self.features.columns.get_loc(feature)]
-        ok = ~np.isnan(x)
-        if ok.sum() < 2 or np.ptp(x[ok]) == 0 or np.ptp(s[ok]) == 0:
-            return np.nan
-        return float(np.corrcoef(x[ok], s[ok])[0, 1])
+        return numeric_effect(self.features[feature].to_numpy(np.float64), self.shap_of(feature))
 
 
 @dataclass(frozen=True)
 class ImportanceResult:
-    """Per-target fits plus the settings used; tables via :attr:`importance` and :attr:`r2`."""
+    """Per-target fits of one group plus the settings used; tables as properties."""
 
     fits: dict[str, TargetFit]
     features: list[str]
@@ -78,29 +118,101 @@ class ImportanceResult:
     cv_folds: int
     seed: int
     warnings: list[str] = field(default_factory=list)
+    group: str = POOLED
+    confounds: list[Confound] = field(default_factory=list)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    r2_threshold: float = R2_CV_THRESHOLD
+    n_boot: int = 1000
+    ci: float = 0.95
 
-    @property
+    @cached_property
     def importance(self) -> pd.DataFrame:
-        """target, feature, mean_abs_shap, rank (1 = largest), sign (+1/-1/0, NaN for
-        categorical features), corr (feature value vs SHAP value)."""
-        rows = []
-        for target, fit in self.fits.items():
+        """The ``importance.csv`` table (columns :data:`IMPORTANCE_COLUMNS`)."""
+        rows: list[tuple] = []
+        for fit in self.fits.values():
             for rank, (feature, value) in enumerate(fit.mean_abs_shap().items(), start=1):
-                corr = fit.effect_correlation(feature)
-                sign = np.nan if feature in fit.categorical else float(np.sign(np.nan_to_num(corr)))
-                rows.append((target, feature, float(value), rank, sign, corr))
-        columns = ["target", "feature", "mean_abs_shap", "rank", "sign", "corr"]
-        return pd.DataFrame(rows, columns=columns)
+                rows.extend(self._feature_rows(fit, feature, float(value), rank))
+        return pd.DataFrame(rows, columns=list(IMPORTANCE_COLUMNS))
 
     @property
     def r2(self) -> pd.DataFrame:
-        """target, r2_train, r2_cv, n_rows, n_configs, cv_folds."""
+        """group, target, r2_train, r2_cv, n_rows, n_configs, cv_folds, generalises."""
         rows = [
-            (t, f.r2_train, f.r2_cv, f.n_rows, f.n_configs, self.cv_folds)
+            (self.group, t, f.r2_train, f.r2_cv, f.n_rows, f.n_configs, self.cv_folds)
             for t, f in self.fits.items()
         ]
-        columns = ["target", "r2_train", "r2_cv", "n_rows", "n_configs", "cv_folds"]
-        return pd.DataFrame(rows, columns=columns)
+        columns = ["group", "target", "r2_train", "r2_cv", "n_rows", "n_configs", "cv_folds"]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["generalises"] = frame["r2_cv"] > self.r2_threshold
+        return frame
+
+    @property
+    def interactions(self) -> pd.DataFrame:
+        """The strongest :data:`TOP_INTERACTIONS` SHAP interaction pairs per target."""
+        parts = []
+        for target, fit in self.fits.items():
+            if fit.interactions is None or fit.features.shape[1] < 2:
+                continue
+            pairs = interaction_pairs(fit.interactions, list(fit.features.columns))
+            pairs = pairs[pairs["interaction"] > 0].head(TOP_INTERACTIONS)
+            pairs.insert(0, "target", target)
+            pairs["rank"] = np.arange(1, len(pairs) + 1)
+            parts.append(pairs)
+        columns = ["group", "target", "feature_a", "feature_b", "interaction", "rank"]
+        if not parts:
+            return pd.DataFrame(columns=columns)
+        frame = pd.concat(parts, ignore_index=True)
+        frame.insert(0, "group", self.group)
+        return frame[columns]
+
+    @property
+    def confounding(self) -> pd.DataFrame:
+        """group, feature, other, kind, detail, action: one row per confounded pair."""
+        rows = [
+            (self.group, c.feature, c.other, c.kind, c.detail, c.action) for c in self.confounds
+        ]
+        return pd.DataFrame(rows, columns=["group", "feature", "other", "kind", "detail", "action"])
+
+    @property
+    def low_fit_warnings(self) -> list[str]:
+        """One line per target whose cross-validated R² is at or below the threshold."""
+        return [
+            f"[{self.group}] target {t!r}: cross-validated R² = {f.r2_cv:.2f} (in-sample "
+            f"{f.r2_train:.2f}) is at or below {self.r2_threshold:g}: its importances describe "
+            "this sweep only and do not generalise to new configurations"
+            for t, f in self.fits.items()
+            if not f.r2_cv > self.r2_threshold
+        ]
+
+    def _feature_rows(self, fit: TargetFit, feature: str, value: float, rank: int) -> list[tuple]:
+        aliases = ";".join(self.aliases.get(feature, []))
+        head = (self.group, fit.target, feature)
+        if feature in fit.categorical:
+            levels = fit.features[feature].to_numpy(dtype=object)
+            seed = group_seed(self.seed, (self.group, fit.target, feature))
+            table = level_effects(
+                levels, fit.shap_of(feature), fit.groups, n_boot=self.n_boot, ci=self.ci, seed=seed
+            )
+            rows = []
+            for row in table.itertuples(index=False):
+                folds = [fit.shap_of(feature, s)[levels == row.level].mean() for s in fit.fold_shap]
+                agreement = sign_agreement(row.effect, folds)
+                rows.append(
+                    (*head, row.level, value, rank, row.effect, row.ci_low, row.ci_high)
+                    + (float(np.sign(row.effect)), agreement, "", np.nan, row.n, aliases)
+                )
+            return rows
+        x = fit.features[feature].to_numpy(dtype=np.float64)
+        effect = numeric_effect(x, fit.shap_of(feature))
+        folds = [numeric_effect(x, fit.shap_of(feature, s)) for s in fit.fold_shap]
+        display = (lambda v: 10.0**v) if feature == LOG_LR else float
+        shape, at = effect_shape(x, fit.shap_of(feature), float(np.std(fit.y)), display)
+        sign = float(np.sign(np.nan_to_num(effect)))
+        n = int((~np.isnan(x)).sum())
+        agreement = sign_agreement(effect, folds)
+        return [
+            (*head, "", value, rank, effect, np.nan, np.nan, sign, agreement, shape, at, n, aliases)
+        ]
 
 
 def fit_importance(
@@ -116,16 +228,22 @@ def fit_importance(
     learning_rate: float = DEFAULT_LEARNING_RATE,
     thread_count: int = 2,
     skip_insufficient: bool = False,
+    group: str = POOLED,
+    fold: bool = True,
+    r2_threshold: float = R2_CV_THRESHOLD,
+    n_boot: int = 1000,
 ) -> ImportanceResult:
     """Fit one CatBoost regressor per target on hyperparameter features and explain it.
 
     ``table`` has one row per checkpoint (see
     :func:`~t2i_bench.analysis.aggregate.checkpoint_table`); the ``base`` row is left out.
-    Per target, rows with a NaN target are dropped; the cross-validated R² pools
-    out-of-fold predictions from ``cv_folds`` folds grouped by configuration (no
-    configuration on both sides of a split). Raises BenchError when a target has fewer than
+    Confounded features are found and, with ``fold``, folded
+    (:mod:`~t2i_bench.analysis.confounding`). Per target, rows with a NaN target are
+    dropped; the cross-validated R² pools out-of-fold predictions from ``cv_folds`` folds
+    grouped by configuration. Raises BenchError when a target has fewer than
     ``2 * cv_folds`` configurations or fewer than 8 checkpoints (with ``skip_insufficient``,
     such targets are skipped with a warning, and the error comes only when none is left).
+    Warnings are prefixed with ``[group]``; targets with r2_cv <= ``r2_threshold`` get one.
     """
     if cv_folds < 2:
         raise ValueError("cv_folds must be at least 2")
@@ -134,9 +252,11 @@ def fit_importance(
     for target in targets:
         if target not in rows.columns:
             raise BenchError(f"target {target!r} is not a column of the table")
-    matrix = build_features(rows, features, categorical)
+    built = build_features(rows, features, categorical)
+    folded = fold_confounded(built, fold=fold)
+    matrix = folded.matrix
     groups = config_groups(rows, matrix)
-    notes = list(matrix.warnings)
+    notes = [*matrix.warnings, *(c.message() for c in folded.confounds)]
     selections = {}
     shortfalls = []
     for target in targets:
@@ -149,7 +269,7 @@ def fit_importance(
                 f"there are {n_configs} configurations ({n_rows} checkpoints)"
             )
             if not skip_insufficient:
-                raise BenchError(message)
+                raise BenchError(_labelled(group, message))
             shortfalls.append(message)
             continue
         if rows[target][keep].nunique() < 2:
@@ -158,58 +278,39 @@ def fit_importance(
         selections[target] = keep
     notes.extend(f"{m}; skipped" for m in shortfalls)
     if not selections:
-        raise BenchError(shortfalls[0] if shortfalls else "no target varies over the checkpoints")
+        reason = shortfalls[0] if shortfalls else "no target varies over the checkpoints"
+        raise BenchError(_labelled(group, reason))
     settings = dict(
         iterations=iterations,
         depth=depth,
         learning_rate=learning_rate,
         random_seed=seed,
         thread_count=thread_count,
+        one_hot_max_size=ONE_HOT_MAX_SIZE,
     )
     fits = {
-        target: _fit_target(rows, target, keep, matrix, groups, cv_folds, seed, settings)
+        target: _fit_target(rows, target, keep, matrix, groups, cv_folds, seed, settings, group)
         for target, keep in selections.items()
     }
-    return ImportanceResult(
+    result = ImportanceResult(
         fits=fits,
         features=matrix.names,
         categorical=matrix.categorical,
         cv_folds=cv_folds,
         seed=seed,
-        warnings=notes,
+        warnings=[_labelled(group, n) for n in notes],
+        group=group,
+        confounds=folded.confounds,
+        aliases=folded.aliases,
+        r2_threshold=r2_threshold,
+        n_boot=n_boot,
     )
+    result.warnings.extend(result.low_fit_warnings)
+    return result
 
 
-def write_importance(result: ImportanceResult, out_dir: str | Path) -> list[Path]:
-    """Write ``importance.csv``, ``r2.csv``, the SHAP plots and their numbers; return paths.
-
-    Plots (PNG) each with a CSV of the numbers beside them: ``shap_summary`` (mean |SHAP|
-    share per feature × target), ``beeswarm_<target>`` and
-    ``dependence_<target>_<feature>`` for the top two features. ``plots.csv`` lists them.
-    """
-    from t2i_bench.analysis import importance_plots as plots
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [
-        write_table(result.importance, out / "importance.csv"),
-        write_table(result.r2, out / "r2.csv"),
-    ]
-    manifest = [("summary", "", "", *plots.summary_plot(result, out / "shap_summary"))]
-    slugs = _unique_slugs(result.fits)
-    for target, fit in result.fits.items():
-        stem = out / f"beeswarm_{slugs[target]}"
-        manifest.append(("beeswarm", target, "", *plots.beeswarm_plot(fit, stem, seed=result.seed)))
-        for feature in fit.mean_abs_shap().index[:2]:
-            stem = out / f"dependence_{slugs[target]}_{_slug(feature)}"
-            manifest.append(
-                ("dependence", target, feature, *plots.dependence_plot(fit, feature, stem))
-            )
-    index = pd.DataFrame(manifest, columns=["kind", "target", "feature", "png", "csv"])
-    for col in ("png", "csv"):
-        written.extend(out / name for name in index[col])
-    written.append(write_table(index, out / "plots.csv"))
-    return written
+def _labelled(group: str, message: str) -> str:
+    return f"[{group}] {message}"
 
 
 def _fit_target(
@@ -221,18 +322,25 @@ def _fit_target(
     cv_folds: int,
     seed: int,
     settings: dict,
+    group: str,
 ) -> TargetFit:
-    shap = import_shap()
     x = matrix.frame[keep].reset_index(drop=True)
     y = rows[target].to_numpy(dtype=np.float64)[keep]
     folds = grouped_folds(groups[keep], cv_folds, seed)
     cv_prediction = np.empty_like(y)
+    fold_shap = []
     for fold in range(cv_folds):
         test = folds == fold
         model = _train(x[~test], y[~test], matrix.categorical, settings)
-        cv_prediction[test] = model.predict(x[test]) if model is not None else y[~test].mean()
+        if model is None:
+            cv_prediction[test] = y[~test].mean()
+            fold_shap.append(np.zeros(x.shape, dtype=np.float64))
+            continue
+        cv_prediction[test] = model.predict(x[test])
+        fold_shap.append(_shap(model, x, matrix.categorical, "ShapValues")[:, :-1])
     model = _train(x, y, matrix.categorical, settings)
-    explanation = shap.TreeExplainer(model)(x)
+    shap = _shap(model, x, matrix.categorical, "ShapValues")
+    interactions = _shap(model, x, matrix.categorical, "ShapInteractionValues")[:, :-1, :-1]
     checkpoints = (
         rows["checkpoint"].astype(str).to_numpy()[keep].tolist()
         if "checkpoint" in rows.columns
@@ -244,25 +352,24 @@ def _fit_target(
         features=x,
         categorical=list(matrix.categorical),
         y=y,
-        shap_values=np.asarray(explanation.values, dtype=np.float64),
-        base_value=float(np.ravel(explanation.base_values)[0]),
+        shap_values=np.ascontiguousarray(shap[:, :-1], dtype=np.float64),
+        base_value=float(shap[0, -1]),
         r2_train=_r2(y, model.predict(x)),
         r2_cv=_r2(y, cv_prediction),
         n_configs=int(np.unique(groups[keep]).size),
         cv_prediction=cv_prediction,
+        groups=np.asarray(groups[keep]),
+        fold_shap=fold_shap,
+        interactions=np.asarray(interactions, dtype=np.float64),
+        group=group,
     )
 
 
-def import_shap() -> ModuleType:
-    """``import shap`` without the PendingDeprecationWarnings its colour maps raise on import."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-        import shap
-    return shap
-
-
 def _train(x: pd.DataFrame, y: np.ndarray, categorical: list[str], settings: dict):
-    """A fitted CatBoostRegressor, or None when the training target is constant."""
+    """A fitted CatBoostRegressor, or None when the training target is constant.
+
+    ``allow_writing_files=False``: CatBoost writes nothing (no ``catboost_info/`` in the cwd).
+    """
     from catboost import CatBoostRegressor
 
     if np.ptp(y) == 0:
@@ -277,24 +384,17 @@ def _train(x: pd.DataFrame, y: np.ndarray, categorical: list[str], settings: dic
     return model
 
 
+def _shap(model, x: pd.DataFrame, categorical: list[str], kind: str) -> np.ndarray:
+    """CatBoost's exact TreeSHAP values (``ShapValues``: last column the expected value) or
+    interaction values (``ShapInteractionValues``: last row and column the bias)."""
+    from catboost import Pool
+
+    pool = Pool(x, cat_features=[x.columns.get_loc(c) for c in categorical])
+    return np.asarray(model.get_feature_importance(pool, type=kind), dtype=np.float64)
+
+
 def _r2(y: np.ndarray, prediction: np.ndarray) -> float:
     total = float(((y - y.mean()) ** 2).sum())
     if total == 0:
         return np.nan
     return 1.0 - float(((y - prediction) ** 2).sum()) / total
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "target"
-
-
-def _unique_slugs(names: Sequence[str]) -> dict[str, str]:
-    slugs: dict[str, str] = {}
-    used: set[str] = set()
-    for name in names:
-        slug, n = _slug(name), 2
-        while slug in used:
-            slug, n = f"{_slug(name)}-{n}", n + 1
-        used.add(slug)
-        slugs[name] = slug
-    return slugs

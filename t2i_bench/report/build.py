@@ -79,6 +79,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     plots: pd.DataFrame | None = None
     r2: pd.DataFrame | None = None
+    fit_alerts: list[str] = field(default_factory=list)
 
 
 def write_report(run: Run, *, tradeoff: Tradeoff | None = None) -> list[Path]:
@@ -135,7 +136,10 @@ def analyze(run: Run, root: Path, tables: Tables) -> Analysis:
     result = None
     if folds:
         try:
-            result = run_analysis(metrics, configs, out, higher, cv_folds=folds, **kwargs)
+            settings = run.config.analysis.model_dump()
+            result = run_analysis(
+                metrics, configs, out, higher, cv_folds=folds, **kwargs, **settings
+            )
         except BenchError as exc:
             skipped = f"hyperparameter importance (CatBoost + SHAP) skipped: {exc}"
     if result is None or skipped:
@@ -146,8 +150,9 @@ def analyze(run: Run, root: Path, tables: Tables) -> Analysis:
         cv_folds=0 if skipped else folds,
         skipped=skipped,
         notes=list(result.warnings),
-        plots=None if skipped else pd.read_csv(out / "plots.csv"),
+        plots=None if skipped else pd.read_csv(out / "plots.csv", dtype=str, keep_default_na=False),
         r2=None if skipped or result.importance is None else result.importance.r2,
+        fit_alerts=list(result.fit_warnings),
     )
 
 
@@ -266,12 +271,16 @@ def shap_figures(analysis: Analysis) -> list[html.PlotRef]:
         return []
     figures = []
     for row in analysis.plots.fillna("").itertuples(index=False):
+        if row.kind == "curves":
+            continue  # training curves: shown by the report in a later version
         if row.kind == "summary":
             caption = "Share of each target's mean |SHAP| per hyperparameter (R² cv under each)."
         elif row.kind == "beeswarm":
             caption = f"SHAP values per checkpoint for {row.target}."
         else:
-            caption = f"SHAP dependence of {row.target} on {row.feature}."
+            caption = f"SHAP dependence of {row.target} on each hyperparameter."
+        if row.group not in ("", "all"):
+            caption = f"{row.group}: {caption}"
         figures.append(html.PlotRef(f"../analysis/{row.png}", f"../analysis/{row.csv}", caption))
     return figures
 
@@ -286,6 +295,7 @@ def alerts(run: Run, analysis: Analysis) -> list[str]:
     found.extend(note_alerts(score_notes(run)))
     if analysis.skipped:
         found.append(analysis.skipped)
+    found.extend(analysis.fit_alerts)
     failures = run.store.failures()
     if failures:
         found.append(f"{len(failures)} failure(s) recorded in the store; see the table below.")
