@@ -175,7 +175,7 @@ def kohya_model_hash(path: Path) -> str:
 class BaseHashes:
     """What a recorded base-model hash can be compared with, for one base model."""
 
-    kind: str  # "single file", "diffusers folder", "hub id", "tiny"
+    kind: str  # "single file", "diffusers folder", "hub id", "tiny built-in model"
     legacy: frozenset[str] = frozenset()  # kohya model_hash of the base file(s)
     full: frozenset[str] = frozenset()  # sha256 of the base file
     tree: str | None = None  # t2i-bench's folder hash (the demo records it)
@@ -193,7 +193,7 @@ def base_hashes_of(source: str) -> BaseHashes:
     from t2i_bench.generation.base_model import hub_snapshot, is_hub_id
 
     if source == "tiny":
-        return BaseHashes("tiny")
+        return BaseHashes("tiny built-in model")
     path = Path(source)
     if path.is_file():
         return BaseHashes(
