@@ -268,13 +268,14 @@ def write_kohya_embedding(path: Path, vectors: torch.Tensor, clip_g: torch.Tenso
     return path
 
 
-def write_kohya_sdxl_lora(pipe, path: Path, rank: int = 4, alpha: float = 2.0, seed: int = 0):
-    """A LoRA in the layout sd-scripts' ``networks/lora.py`` writes when trained with
-    ``sdxl_train_network.py``: modules of ``Transformer2DModel`` (UNet, named after the
-    original ldm UNet: ``lora_unet_input_blocks_4_1_…``) and of ``CLIPAttention``/``CLIPMLP``
-    in both text encoders (``lora_te1_text_model_…``, ``lora_te2_text_model_…``), each with
-    ``lora_down.weight``, ``lora_up.weight`` and a scalar ``alpha``, in float16, with
-    ``ss_*`` metadata."""
+def write_kohya_lora(pipe, path: Path, rank: int = 4, alpha: float = 2.0, seed: int = 0):
+    """A LoRA in the layout sd-scripts' ``networks/lora.py`` writes: modules of
+    ``Transformer2DModel`` in the UNet and of ``CLIPAttention``/``CLIPMLP`` in the text
+    encoder(s), each with ``lora_down.weight``, ``lora_up.weight`` and a scalar ``alpha``,
+    in float16, with ``ss_*`` metadata. For SDXL (``sdxl_train_network.py``) the UNet is
+    named after the original ldm UNet (``lora_unet_input_blocks_4_1_…``) and the encoders
+    ``lora_te1_text_model_…``/``lora_te2_text_model_…``; for SD 1.x after the diffusers UNet
+    (``lora_unet_down_blocks_0_attentions_0_…``) and ``lora_te_text_model_…``."""
     from safetensors.torch import save_file
 
     from t2i_bench.generation.kohya_names import ldm_names
@@ -296,13 +297,18 @@ def write_kohya_sdxl_lora(pipe, path: Path, rank: int = 4, alpha: float = 2.0, s
         state[f"{key}.lora_up.weight"] = torch.randn(up, generator=generator) * 0.3
         state[f"{key}.alpha"] = torch.tensor(float(alpha))
 
-    to_ldm = ldm_names(pipe.unet)
+    xl = getattr(pipe, "text_encoder_2", None) is not None
+    to_ldm = ldm_names(pipe.unet) if xl else {}
     for name, module in pipe.unet.named_modules():
         if type(module).__name__ == "Transformer2DModel":
             for child, sub in module.named_modules():
                 if child:
-                    add(f"lora_unet.{to_ldm[f'{name}.{child}']}", sub)
-    for prefix, encoder in (("lora_te1", pipe.text_encoder), ("lora_te2", pipe.text_encoder_2)):
+                    full = f"{name}.{child}"
+                    add(f"lora_unet.{to_ldm.get(full, full)}", sub)
+    encoders = [("lora_te", pipe.text_encoder)]
+    if xl:
+        encoders = [("lora_te1", pipe.text_encoder), ("lora_te2", pipe.text_encoder_2)]
+    for prefix, encoder in encoders:
         for name, module in encoder.named_modules():
             if type(module).__name__ in ("CLIPAttention", "CLIPSdpaAttention", "CLIPMLP"):
                 # transformers 4's names (sd-scripts' SDXL text encoders): text_model.encoder…
@@ -315,7 +321,7 @@ def write_kohya_sdxl_lora(pipe, path: Path, rank: int = 4, alpha: float = 2.0, s
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(rank),
         "ss_network_alpha": str(alpha),
-        "ss_base_model_version": "sdxl_base_v1-0",
+        "ss_base_model_version": "sdxl_base_v1-0" if xl else "sd_v1",
         "ss_sd_model_name": "sd_xl_base_1.0.safetensors",
         "ss_sd_model_hash": "31e35c80",
         "ss_learning_rate": "0.0001",

@@ -14,7 +14,7 @@ from adapter_files import (
     write_diffusers_lora_checkpoint,
     write_dreambooth_checkpoint,
     write_kohya_embedding,
-    write_kohya_sdxl_lora,
+    write_kohya_lora,
     write_peft_folder,
 )
 from conftest import write_config
@@ -82,7 +82,7 @@ def test_sdxl_formats_in_a_run(concept_dir: Path, tmp_path_factory) -> None:
     pipe.save_pretrained(base)
     gen = torch.Generator().manual_seed(4)
     paths = [
-        write_kohya_sdxl_lora(pipe, root / "kohya-xl.safetensors", seed=5),
+        write_kohya_lora(pipe, root / "kohya-xl.safetensors", seed=5),
         write_diffusers_lora(root / "lora-xl", "sdxl", seed=6)[0],
         write_kohya_embedding(
             root / "zyx.safetensors",

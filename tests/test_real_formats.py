@@ -20,7 +20,7 @@ from adapter_files import (
     write_diffusers_lora_checkpoint,
     write_dreambooth_checkpoint,
     write_kohya_embedding,
-    write_kohya_sdxl_lora,
+    write_kohya_lora,
     write_peft_folder,
 )
 from safetensors.torch import load_file, save_file
@@ -293,7 +293,7 @@ def test_kohya_sdxl_lora(sdxl, tmp_path: Path) -> None:
     """sd-scripts' SDXL layout: ldm UNet names, lora_te1/lora_te2 with transformers 4's
     text_model level, float16, scalar alphas. The reference is diffusers' own loader of
     kohya files (another implementation of the same file format)."""
-    path = write_kohya_sdxl_lora(sdxl, tmp_path / "kohya-xl.safetensors", seed=13)
+    path = write_kohya_lora(sdxl, tmp_path / "kohya-xl.safetensors", seed=13)
     keys = list(load_file(str(path)))
     assert any(
         k.startswith("lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.") for k in keys
