@@ -46,6 +46,7 @@ class Estimate:
     seconds: float
     per_evaluation: float
     evaluations_per_image: int
+    per_row: int  # images each checkpoint row adds
     notes: list[str] = field(default_factory=list)
 
 
@@ -69,13 +70,16 @@ def _rows(config: RunConfig, notes: list[str]) -> list[Checkpoint]:
 
 
 def _family(config: RunConfig, notes: list[str]) -> str:
-    from t2i_bench.generation.base_model import family_of
+    from t2i_bench.generation.base_model import REFERENCE_FAMILIES, family_of
 
+    source = config.base_model.source
     try:
-        family = family_of(config.base_model.source)
+        family = family_of(source)
     except BenchError as exc:
-        notes.append(f"base model: {exc}")
-        family = None
+        family = REFERENCE_FAMILIES.get(source)
+        if family is None:
+            notes.append(f"base model: {exc}")
+    family = family or REFERENCE_FAMILIES.get(source)
     if family is None:
         notes.append("base model family unknown offline: SD 1.x costs assumed")
         return "sd1"
@@ -109,6 +113,9 @@ def estimate(config_path: Path) -> Estimate:
     rows = _rows(config, notes)
     plan = make_plan(config, rows, concepts, prompt_set, "estimate")
     images = len({job.key for job in plan.jobs})
+    probe = Checkpoint(name="probe", path=Path("probe"), file_hash="probe")
+    probe_plan = make_plan(config, [rows[0], probe], concepts, prompt_set, "estimate")
+    per_row = len({job.key for job in probe_plan.jobs if job.checkpoint == "probe"})
     family = _family(config, notes)
     sampler = config.sampler
     pixels = sampler.width * sampler.height
@@ -129,6 +136,7 @@ def estimate(config_path: Path) -> Estimate:
         seconds=images * evaluations * per_evaluation,
         per_evaluation=per_evaluation,
         evaluations_per_image=evaluations,
+        per_row=per_row,
         notes=notes,
     )
 
@@ -156,7 +164,9 @@ def describe(est: Estimate, config: RunConfig) -> list[str]:
     s = config.sampler
     return [
         f"rows: {est.rows} (base + {est.rows - 1} checkpoint rows) x {est.concepts} concept(s)",
-        f"images: {est.images} in {est.batches} render batches of up to {s.batch_size}",
+        f"images: {est.images} in {est.batches} render batches of up to {s.batch_size}; "
+        f"each checkpoint row adds {est.per_row} "
+        f"(~{_duration(est.per_row * est.evaluations_per_image * est.per_evaluation)})",
         f"disk: ~{_size(est.disk_bytes)} of PNGs ({s.width}x{s.height}, "
         f"~{PNG_BYTES_PER_PIXEL} bytes per pixel; embeddings and scores not included)",
         f"time: ~{_duration(est.seconds)} of rendering ({FAMILY_NAMES[est.family]} on "

