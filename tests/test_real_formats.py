@@ -282,6 +282,15 @@ def test_peft_errors_are_one_line(sd1, sdxl, tmp_path: Path) -> None:
     config.write_text("{not json")
     with pytest.raises(BenchError, match=r"adapter_config\.json: unreadable PEFT adapter config"):
         AdapterSwitcher(sd1).apply(folder)
+    config.write_text('{"peft_type": "NOT_A_METHOD", "r": 4}')
+    with pytest.raises(BenchError, match=r"adapter_config\.json: unsupported PEFT adapter config"):
+        AdapterSwitcher(sd1).apply(folder)
+    cube = tmp_path / "cube.safetensors"
+    save_file({"emb_params": torch.zeros(2, 2, 32)}, str(cube))
+    with pytest.raises(
+        BenchError, match=r"cube\.safetensors: embedding emb_params is not a vector"
+    ):
+        AdapterSwitcher(sd1).apply(cube)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(BenchError, match=r"empty: folder is not a checkpoint this tool reads"):

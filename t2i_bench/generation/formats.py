@@ -165,7 +165,7 @@ def _folder_format(path: Path) -> Format:
     )
 
 
-def checkpoint_files(path: Path, allow_pickle: bool = False) -> list[Path]:
+def checkpoint_files(path: Path) -> list[Path]:
     """The files whose contents determine a checkpoint's effect (hashed for its identity);
     optimizer, scheduler and random states beside them are left out."""
     if path.is_file():
