@@ -98,7 +98,21 @@ def locate(source: str) -> Located:
         return Located("hub", source, snapshot, snapshot.name)
     if _offline():
         raise _not_cached(source, "base model")
-    return Located("hub", source)
+    return Located("hub", source, None, _remote_revision(source))
+
+
+def _remote_revision(repo_id: str) -> str:
+    """The commit a download of ``repo_id`` gets now (so the identity computed before the
+    download is the one after it)."""
+    from huggingface_hub import HfApi
+
+    try:
+        return HfApi().model_info(repo_id).sha
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BenchError(
+            f"base model is neither cached nor reachable on the hub ({first})", repo_id
+        ) from None
 
 
 def config_folder(reference: str, what: str = "base_model.config") -> Path:

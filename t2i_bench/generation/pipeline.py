@@ -104,7 +104,8 @@ def _from_pretrained(source: str, config, torch_dtype, variant, extra: dict):
     if located.path is not None:
         name = pipeline_class_name(located.path)
         target, kwargs = str(located.path), {"local_files_only": True}
-    else:  # online and not cached yet: diffusers downloads it
+    else:  # online and not cached yet: diffusers downloads it (the main revision, whose
+        # commit the identity already names, and records it in the cache for offline runs)
         name, target, kwargs = None, source, {}
     cls = getattr(diffusers, name) if name else diffusers.DiffusionPipeline
     pipe = cls.from_pretrained(
