@@ -20,7 +20,7 @@ from safetensors import safe_open
 
 from t2i_bench.config import RunConfig
 from t2i_bench.errors import BenchError
-from t2i_bench.generation.formats import detect_format
+from t2i_bench.generation.formats import Format, detect_format
 from t2i_bench.hashing import file_sha256, stable_hash, tree_sha256
 
 # Hyperparameters that vary along one training run / across training seeds.
@@ -113,6 +113,8 @@ _METADATA_KEYS = {
     "ss_steps": "step",
     "ss_seed": "seed",
     "ss_output_name": "output_name",
+    "peft_r": "dim",  # a PEFT adapter's adapter_config.json (see read_metadata)
+    "peft_alpha": "alpha",
 }
 _TEXT_KEYS = ("output_name", "algo", "preset")
 _NETWORK_ARGS = ("preset", "factor", "conv_dim", "conv_alpha")
@@ -134,7 +136,9 @@ def hyperparameters_from_metadata(meta: dict[str, str]) -> tuple[dict[str, Any],
         else:
             warnings.append("metadata ss_network_args is not a JSON object; ignored")
     module = meta.get("ss_network_module", "")
-    if "algo" in args:
+    if meta.get("peft_type"):
+        out["algo"] = meta["peft_type"].lower()
+    elif "algo" in args:
         out["algo"] = str(args["algo"]).lower()
     elif module.startswith("lycoris"):
         out["algo"] = "lora"  # lycoris-lora's default algorithm
@@ -155,20 +159,88 @@ def hyperparameters_from_metadata(meta: dict[str, str]) -> tuple[dict[str, Any],
     return out, warnings
 
 
-def kohya_model_hashes(path: Path) -> set[str]:
-    """Hashes sd-scripts may record for a base model file: the legacy ``model_hash`` (64 KiB
-    at offset 1 MiB) and the file's full sha256."""
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def kohya_model_hash(path: Path) -> str:
+    """sd-scripts' ``model_hash`` (A1111's old model hash): the first 8 hex digits of the
+    sha256 of the 64 KiB at offset 1 MiB of the file. ``ss_sd_model_hash`` is this value;
+    ``ss_new_sd_model_hash`` is the sha256 of the whole file (``calculate_sha256``)."""
     with open(path, "rb") as handle:
         handle.seek(0x100000)
-        legacy = hashlib.sha256(handle.read(0x10000)).hexdigest()
-    return {legacy[:8], legacy, file_sha256(path)}
+        return hashlib.sha256(handle.read(0x10000)).hexdigest()[:8]
 
 
-def base_model_mismatch(recorded: str, base_hashes: set[str]) -> bool:
-    """True when a recorded base-model hash matches none of the loaded base's hashes."""
-    recorded = recorded.strip().lower()
-    return bool(recorded) and not any(
-        h.startswith(recorded) or recorded.startswith(h) for h in base_hashes
+@dataclass(frozen=True)
+class BaseHashes:
+    """What a recorded base-model hash can be compared with, for one base model."""
+
+    kind: str  # "single file", "diffusers folder", "hub id", "tiny built-in model"
+    legacy: frozenset[str] = frozenset()  # kohya model_hash of the base file(s)
+    full: frozenset[str] = frozenset()  # sha256 of the base file
+    tree: str | None = None  # t2i-bench's folder hash (the demo records it)
+
+
+@functools.lru_cache(maxsize=4)
+def base_hashes_of(source: str) -> BaseHashes:
+    """The hashes of the base model that a trainer could have recorded.
+
+    A single file has kohya's two; a diffusers folder (or a cached hub snapshot) has none of
+    kohya's (sd-scripts writes ``IsADirectory`` for a folder and nothing for a hub id), only
+    the legacy hashes of any single-file checkpoints saved beside its subfolders, and
+    t2i-bench's own folder hash.
+    """
+    from t2i_bench.generation.base_model import hub_snapshot, is_hub_id
+
+    if source == "tiny":
+        return BaseHashes("tiny built-in model")
+    path = Path(source)
+    if path.is_file():
+        return BaseHashes(
+            "single file", frozenset({kohya_model_hash(path)}), frozenset({file_sha256(path)})
+        )
+    kind = "diffusers folder"
+    if not path.is_dir() and is_hub_id(source):
+        path, kind = hub_snapshot(source), "hub id"
+        if path is None:
+            return BaseHashes(kind)
+    singles = [p for p in path.glob("*.safetensors") if p.is_file()]
+    legacy = frozenset(kohya_model_hash(p) for p in singles if p.stat().st_size > 0x110000)
+    return BaseHashes(kind, legacy, tree=tree_sha256(path))
+
+
+def base_hash_warning(meta: dict[str, str], source: str) -> str | None:
+    """A warning when the base-model hash a kohya file records differs from this base's,
+    compared like with like; None when it agrees or nothing was recorded. A hash that
+    cannot be compared (a single file's hash against a diffusers folder) says so."""
+    recorded = meta.get("ss_sd_model_hash", "").strip().lower()
+    new = meta.get("ss_new_sd_model_hash", "").strip().lower()
+    hashes = [h for h in (recorded, new) if len(h) >= 8 and _HEX.fullmatch(h)]
+    if not hashes:  # no hash recorded, or sd-scripts' "IsADirectory" / "NOFILE"
+        return None
+    base = base_hashes_of(source)
+    tree = base.tree or ""
+    for h in hashes:
+        if (
+            h in base.legacy
+            or h in base.full
+            or (tree and (tree.startswith(h) or h.startswith(tree)))
+        ):
+            return None
+    name = meta.get("ss_sd_model_name", "?")
+    shown = recorded or new
+    if base.kind == "single file":
+        pairs = [(recorded, base.legacy), (new, base.full)]
+        if any(len(h) in (8, 64) and h and own for h, own in pairs):
+            mine = next(iter(base.legacy)) if len(shown) == 8 else next(iter(base.full))
+            return (
+                f"trained on another base-model file (ss_sd_model_hash={shown}, "
+                f"ss_sd_model_name={name}; this base's is {mine[: len(shown)]})"
+            )
+    return (
+        f"cannot compare the base-model hash it records (ss_sd_model_hash={shown}, "
+        f"ss_sd_model_name={name}) with this base model: kohya hashes the bytes of a "
+        f"single-file checkpoint and the base here is a {base.kind}"
     )
 
 
@@ -191,20 +263,77 @@ def _expand_entry(entry: Any) -> list[Path]:
     return paths
 
 
-@functools.lru_cache(maxsize=4)
-def base_hashes_of(source: str) -> set[str] | None:
-    """Every hash a trainer may have recorded for this base model; None when unknowable."""
-    path = Path(source)
+GENERIC_STEMS = ("adapter_model", "pytorch_lora_weights", "learned_embeds", "model")
+_CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
+
+
+def default_name(path: Path) -> str:
+    """A row name for a file or folder: its stem, with the parent folder's name in front
+    where trainers use the same name in every run (``checkpoint-500``, ``adapter_model``)."""
+    stem = path.stem if path.is_file() else path.name
+    if stem in GENERIC_STEMS or _CHECKPOINT_DIR.fullmatch(stem):
+        return f"{path.resolve().parent.name}-{stem}"
+    return stem
+
+
+def hyperparameters_from_folder(path: Path) -> dict[str, Any]:
+    """The training step of an accelerate ``checkpoint-N`` folder (or a file directly in one)."""
+    for name in (path.name, path.parent.name):
+        if match := _CHECKPOINT_DIR.fullmatch(name):
+            return {"step": int(match.group(1))}
+    return {}
+
+
+def read_metadata(path: Path, fmt: Format) -> dict[str, str]:
+    """The safetensors metadata that describes a checkpoint, plus a PEFT adapter's config as
+    ``peft_*`` keys (its type, rank and alpha)."""
+    from t2i_bench.generation.formats import lora_weights_file, peft_parts, read_peft_config
+
+    if fmt is Format.PEFT:
+        meta: dict[str, str] = {}
+        for part in peft_parts(path):
+            if part.weights.suffix == ".safetensors":
+                meta.update(read_safetensors_metadata(part.weights))
+            config = read_peft_config(part) or {}
+            for key, name in (
+                ("peft_type", "peft_type"),
+                ("r", "peft_r"),
+                ("lora_alpha", "peft_alpha"),
+            ):
+                if key in config and name not in meta:
+                    meta[name] = str(config[key])
+        return meta
+    file = lora_weights_file(path) if fmt is Format.DIFFUSERS_LORA and path.is_dir() else path
+    if file.is_file() and file.suffix == ".safetensors":
+        return read_safetensors_metadata(file)
+    return {}
+
+
+def format_notes(path: Path, fmt: Format) -> list[str]:
+    """What a user should know about how a checkpoint of this format is read."""
+    if fmt is Format.PEFT:
+        from t2i_bench.generation.peft_adapter import peft_notes
+
+        return peft_notes(path)
+    return []
+
+
+def checkpoint_hash(path: Path, fmt: Format) -> str:
+    """The identity of a checkpoint's contents: its file's sha256, or for a folder a hash
+    over the files that change pixels (an accelerate checkpoint's optimizer is left out)."""
+    from t2i_bench.generation.formats import checkpoint_files
+
     if path.is_file():
-        return kohya_model_hashes(path)
-    if path.is_dir():
-        return {tree_sha256(path)}
-    return None
+        return file_sha256(path)
+    if fmt is Format.FULL_DIFFUSERS:
+        return tree_sha256(path)
+    files = checkpoint_files(path)
+    return stable_hash({str(f.relative_to(path)): file_sha256(f) for f in files})
 
 
 def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[Checkpoint]:
     """The base model row followed by every configured checkpoint, in config order."""
-    source = config.base_model.source
+    base_source = config.base_model.source
     rows = [Checkpoint(name=config.base_model.name, path=None, file_hash="base")]
     seen: dict[str, Path | None] = {rows[0].name: None}
     for entry in config.checkpoints:
@@ -212,26 +341,23 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
             if not path.exists():
                 raise BenchError("checkpoint file not found", path)
             try:
-                fmt = detect_format(path, allow_pickle).value
-                meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
+                fmt = detect_format(path, allow_pickle)
+                meta = read_metadata(path, fmt)
+                notes = format_notes(path, fmt)
+                file_hash = checkpoint_hash(path, fmt)
             except BenchError as exc:  # kept as a row: its load fails, the run goes on
-                fmt, meta = "unreadable", {}
-                unreadable = [str(exc).removeprefix(f"{path}: ")]
-            else:
-                unreadable = []
+                fmt, meta = None, {}
+                notes = [str(exc).removeprefix(f"{path}: ")]
+                file_hash = tree_sha256(path) if path.is_dir() else file_sha256(path)
             hyper: dict[str, Any] = {}
             sources: dict[str, str] = {}
             from_meta, warnings = hyperparameters_from_metadata(meta)
-            warnings = unreadable + warnings
-            recorded = meta.get("ss_sd_model_hash", "")
-            known = base_hashes_of(source) if recorded else None
-            if recorded and known is not None and base_model_mismatch(recorded, known):
-                warnings.append(
-                    f"trained on another base model (ss_sd_model_hash={recorded}, "
-                    f"ss_sd_model_name={meta.get('ss_sd_model_name', '?')})"
-                )
+            warnings = notes + warnings
+            if hash_warning := base_hash_warning(meta, base_source):
+                warnings.append(hash_warning)
             layers = (
                 (from_meta, "metadata"),
+                (hyperparameters_from_folder(path), "folder name"),
                 (hyperparameters_from_name(path.stem, config.filename_pattern), "filename"),
                 (dict(entry.hyperparameters), "config"),
             )
@@ -240,7 +366,7 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
                 sources.update({k: source for k in values})
             multipliers = entry.multipliers or [entry.multiplier]
             for multiplier in multipliers:
-                name = safe_name(entry.name or path.stem)
+                name = safe_name(entry.name or default_name(path))
                 if len(multipliers) > 1:
                     name = f"{name}@{multiplier:g}"
                 if name in seen:
@@ -257,8 +383,8 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
                         multiplier=multiplier,
                         hyperparameters=hyper,
                         sources=sources,
-                        file_hash=tree_sha256(path) if path.is_dir() else file_sha256(path),
-                        format=fmt,
+                        file_hash=file_hash,
+                        format=fmt.value if fmt else "unreadable",
                         token=entry.token,
                         warnings=[f"{path.name}: {w}" for w in warnings],
                     )
@@ -273,29 +399,73 @@ class CheckpointInfo:
     format: str
     hyperparameters: dict[str, tuple[Any, str]]  # name -> (value, source)
     tensors: int
-    modules: dict[str, int]  # kohya prefix -> module count
+    modules: dict[str, int]  # component (kohya prefix, pipeline component) -> modules/vectors
     warnings: list[str]
+
+
+def _module_counts(path: Path, fmt: Format, allow_pickle: bool) -> tuple[int, dict[str, int]]:
+    """Tensor count and adapted modules (or embedding vectors, or tensors) per component."""
+    from t2i_bench.generation.formats import (
+        checkpoint_components,
+        lora_weights_file,
+        peft_parts,
+        read_embedding,
+        read_keys,
+    )
+    from t2i_bench.generation.peft_adapter import module_name
+
+    counts: dict[str, set[str]] = {}
+    if fmt is Format.TEXTUAL_INVERSION:
+        vectors = read_embedding(path, allow_pickle).vectors
+        return len(vectors), {k: int(v.shape[0]) for k, v in vectors.items()}
+    if fmt in (Format.FULL_DIFFUSERS, Format.DIFFUSERS_CHECKPOINT):
+        folders = checkpoint_components(path)
+        total, out = 0, {}
+        for name, folder in folders.items():
+            keys = [k for f in sorted(folder.glob("*.safetensors")) for k in read_keys(f)]
+            total += len(keys)
+            out[name] = len(keys)
+        return total, out
+    if fmt is Format.PEFT:
+        keys = []
+        for part in peft_parts(path):
+            part_keys = read_keys(part.weights, allow_pickle)
+            keys += part_keys
+            where = part.component or "auto"
+            counts.setdefault(where, set()).update(
+                m for k in part_keys if (m := module_name(k.removeprefix("base_model.model.")))
+            )
+        return len(keys), {k: len(v) for k, v in sorted(counts.items())}
+    file = lora_weights_file(path) if path.is_dir() else path
+    keys = read_keys(file, allow_pickle)
+    for key in keys:
+        if fmt is Format.LYCORIS:
+            module = key.split(".")[0]
+            parts = module.split("_")
+            where = "_".join(parts[:2])
+        elif fmt is Format.DIFFUSERS_LORA:
+            where, _, rest = key.partition(".")
+            module = module_name(key) or key.split(".lora")[0]
+        else:
+            where, module = key.split(".")[0], key
+        counts.setdefault(where, set()).add(module)
+    return len(keys), {k: len(v) for k, v in sorted(counts.items())}
 
 
 def describe_checkpoint(
     path: Path, pattern: str | None = None, allow_pickle: bool = False
 ) -> CheckpointInfo:
     """Format, hyperparameters with their source, and module counts of one checkpoint."""
-    from t2i_bench.generation.formats import read_keys
-
     path = Path(path)
     if not path.exists():
         raise BenchError("checkpoint file not found", path)
     fmt = detect_format(path, allow_pickle)
-    keys = [] if path.is_dir() else read_keys(path, allow_pickle)
-    meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
+    meta = read_metadata(path, fmt)
     from_meta, warnings = hyperparameters_from_metadata(meta)
     hyper = {k: (v, "metadata") for k, v in from_meta.items()}
+    hyper.update({k: (v, "folder name") for k, v in hyperparameters_from_folder(path).items()})
     hyper.update(
         {k: (v, "filename") for k, v in hyperparameters_from_name(path.stem, pattern).items()}
     )
-    modules: dict[str, int] = {}
-    for module in {k.split(".")[0] for k in keys if "." in k}:
-        prefix = module.split("_")[0] + ("_" + module.split("_")[1] if "_" in module else "")
-        modules[prefix] = modules.get(prefix, 0) + 1
-    return CheckpointInfo(fmt.value, hyper, len(keys), dict(sorted(modules.items())), warnings)
+    tensors, modules = _module_counts(path, fmt, allow_pickle)
+    return CheckpointInfo(fmt.value, hyper, tensors, modules, format_notes(path, fmt) + warnings)

@@ -374,6 +374,22 @@ def doctor(
 
 
 @app.command()
+def plan(config: ConfigArg) -> None:
+    """Image count, disk and a rough rendering time for a config; loads no model."""
+    from t2i_bench.config import load_config
+    from t2i_bench.estimate import describe, estimate
+
+    def action() -> None:
+        est = estimate(config)
+        for line in describe(est, load_config(config)):
+            out.print(line, highlight=False, soft_wrap=True)
+        for note in est.notes:
+            console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+    _guarded(action)
+
+
+@app.command()
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="checkpoint files or folders")],
     pattern: Annotated[

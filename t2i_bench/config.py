@@ -35,6 +35,24 @@ class BaseModelConfig(_Strict):
     )
     name: str = "base"
     seed: int = Field(0, description="init seed of the 'tiny' base model")
+    config: str | None = Field(
+        None,
+        description="single-file base models: a diffusers folder or hub id to take the "
+        "pipeline, scheduler and tokenizer configs from (default: the family's reference)",
+    )
+    prediction_type: Literal["epsilon", "v_prediction"] | None = Field(
+        None,
+        description="override the scheduler's prediction type; needed for SD 2.x single "
+        "files (epsilon for 512px 'base' models, v_prediction for 768px ones)",
+    )
+    vae: str | None = Field(
+        None,
+        description="a VAE to use instead of the model's (diffusers folder or hub id), e.g. "
+        "madebyollin/sdxl-vae-fp16-fix for SDXL in float16",
+    )
+    variant: str | None = Field(
+        None, description="weights variant of a diffusers folder or hub id, e.g. fp16"
+    )
 
 
 class SamplerConfig(_Strict):
@@ -191,9 +209,16 @@ class RunConfig(_Strict):
                 ckpt.path = absolute(ckpt.path)
             if ckpt.glob is not None and not Path(ckpt.glob).is_absolute():
                 ckpt.glob = str(root / ckpt.glob)
-        src = data.base_model.source
-        if src != "tiny" and (src.startswith(".") or "/" in src) and (root / src).exists():
-            data.base_model.source = str((root / src).resolve())
+        base = data.base_model
+        for field in ("source", "config", "vae"):
+            src = getattr(base, field)
+            if (
+                src
+                and src != "tiny"
+                and (src.startswith(".") or "/" in src)
+                and (root / src).exists()
+            ):
+                setattr(base, field, str((root / src).resolve()))
         return data
 
 

@@ -9,14 +9,13 @@ the batches an uninterrupted one would.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from t2i_bench.checkpoints import Checkpoint
 from t2i_bench.concepts import Concept
 from t2i_bench.config import RunConfig
-from t2i_bench.hashing import file_sha256, stable_hash, tree_sha256
+from t2i_bench.hashing import stable_hash
 from t2i_bench.metrics.base import ImageVariant, Metric, image_variants
 from t2i_bench.prompts import Prompt, PromptSet, expand_prompts
 
@@ -56,18 +55,6 @@ class Plan:
     @property
     def image_keys(self) -> set[str]:
         return {job.key for job in self.jobs}
-
-
-def base_model_identity(source: str, seed: int) -> str:
-    """A stable identity of the base model: its weight files' hashes, or the tiny seed."""
-    if source == "tiny":
-        return f"tiny:seed={seed}"
-    path = Path(source)
-    if path.is_file():
-        return file_sha256(path)
-    if path.is_dir():
-        return tree_sha256(path)
-    return f"hub:{source}"
 
 
 def variant_prompts(

@@ -17,12 +17,13 @@ from t2i_bench.concepts import Concept, load_concept
 from t2i_bench.config import RunConfig, dump_config, load_config
 from t2i_bench.errors import BenchError
 from t2i_bench.executors import Executor, LocalExecutor
+from t2i_bench.generation.base_model import base_identity
 from t2i_bench.generation.worker import PipelineSpec, RenderTask
 from t2i_bench.hashing import file_sha256
 from t2i_bench.metrics.base import Group, Metric, get_metric
 from t2i_bench.metrics.embed import Backbones, embedding_needs, reference_shas
 from t2i_bench.metrics.score import ScoreSummary, build_groups, score_baselines, score_groups
-from t2i_bench.plan import Plan, base_model_identity, make_plan
+from t2i_bench.plan import Plan, make_plan
 from t2i_bench.prompts import load_prompt_set
 from t2i_bench.provenance import extend_history, provenance, version_drift
 from t2i_bench.store import RunLock, RunStore, atomic_write_bytes
@@ -75,7 +76,7 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     prompt_set = load_prompt_set(config.prompts.set)
     metrics = [get_metric(name) for name in config.metrics]
     checkpoints = resolve_checkpoints(config, allow_pickle=allow_pickle)
-    identity = base_model_identity(config.base_model.source, config.base_model.seed)
+    identity = base_identity(**config.base_model.model_dump(exclude={"name"}))
     plan = make_plan(config, checkpoints, concepts, prompt_set, identity, metrics)
     store = RunStore(config.output_dir)
     lock = store.lock()
@@ -122,6 +123,10 @@ def pipeline_spec(run: Run) -> PipelineSpec:
         scheduler=cfg.sampler.scheduler,
         allow_pickle=run.allow_pickle,
         threads=cfg.threads or torch.get_num_threads(),
+        config=cfg.base_model.config,
+        vae=cfg.base_model.vae,
+        prediction_type=cfg.base_model.prediction_type,
+        variant=cfg.base_model.variant,
     )
 
 

@@ -136,8 +136,8 @@ def test_junk_metadata_and_foreign_base_are_warned(concept_dir: Path) -> None:
     assert ckpt.warnings == [
         "junk.safetensors: metadata ss_network_args is not a JSON object; ignored",
         "junk.safetensors: metadata dim='wide' is not a number; ignored",
-        "junk.safetensors: trained on another base model (ss_sd_model_hash=deadbeef, "
-        "ss_sd_model_name=tiny)",
+        "junk.safetensors: trained on another base-model file (ss_sd_model_hash=deadbeef, "
+        "ss_sd_model_name=tiny; this base's is e3b0c442)",  # sha256 of no bytes: a tiny file
     ]
     assert "dim" not in ckpt.hyperparameters and ckpt.hyperparameters["algo"] == "lora"
 

@@ -1,8 +1,10 @@
 """Apply and remove checkpoints on one loaded pipeline, so the pipeline is loaded once.
 
-LyCORIS/kohya files wrap module forwards (lycoris-lora's kohya network), diffusers/PEFT LoRAs
-go through diffusers' loader, textual inversions add tokens, full fine-tunes swap weights
-from a kept base copy. Removing any of them returns the pipeline bitwise to the base model.
+LyCORIS/kohya files wrap module forwards (lycoris-lora's kohya network), diffusers LoRA files
+go through diffusers' loader, PEFT adapters through PEFT's tuners, textual inversions add
+tokens, full fine-tunes (diffusers folders, DreamBooth ``checkpoint-N/`` folders, single
+files) swap weights from a kept base copy. Removing any of them returns the pipeline bitwise
+to the base model.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from t2i_bench.compat import require_compatible
 from t2i_bench.errors import BenchError
 from t2i_bench.generation.formats import (
     Format,
+    checkpoint_components,
     detect_format,
     load_state_dict,
-    textual_inversion_token,
+    lora_weights_file,
 )
 from t2i_bench.generation.kohya_names import rename_ldm_keys
 
@@ -56,9 +59,16 @@ def adapter_module_names(weights: dict[str, torch.Tensor]) -> set[str]:
 class AdapterSwitcher:
     """Holds one pipeline and at most one active checkpoint of any supported format."""
 
-    def __init__(self, pipe, base_source: str | None = None, allow_pickle: bool = False) -> None:
+    def __init__(
+        self,
+        pipe,
+        base_source: str | None = None,
+        allow_pickle: bool = False,
+        config_source: str | None = None,
+    ) -> None:
         self.pipe = pipe
         self.base_source = base_source
+        self.config_source = config_source  # configs for single-file fine-tunes
         self.allow_pickle = allow_pickle
         self.network = None
         self.active: Path | None = None
@@ -78,8 +88,15 @@ class AdapterSwitcher:
             self._apply_lycoris(path, multiplier)
         elif fmt is Format.DIFFUSERS_LORA:
             self._apply_diffusers_lora(path, multiplier)
+        elif fmt is Format.PEFT:
+            from t2i_bench.generation.peft_adapter import apply_peft
+
+            self._undo.append(apply_peft(self.pipe, path, multiplier, self.allow_pickle))
         elif fmt is Format.TEXTUAL_INVERSION:
-            self._apply_textual_inversion(path, token)
+            from t2i_bench.generation.textual_inversion import apply_embedding
+
+            _, undo = apply_embedding(self.pipe, path, token, self.allow_pickle)
+            self._undo.append(undo)
         else:
             self._apply_full(path, fmt, multiplier)
         self.active = path
@@ -180,36 +197,47 @@ class AdapterSwitcher:
             lora.multiplier = multiplier
         return network
 
-    # -- diffusers / PEFT LoRA -----------------------------------------------------------
+    # -- diffusers LoRA ------------------------------------------------------------------
     def _apply_diffusers_lora(self, path: Path, multiplier: float) -> None:
+        """``pytorch_lora_weights.safetensors`` (or the folder holding it) with ``unet.``,
+        ``text_encoder.`` and ``text_encoder_2.`` keys; every module must be applied."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
         require_compatible("peft_lora", path)
-        weights = load_state_dict(path, self.allow_pickle)
+        file = lora_weights_file(path) if path.is_dir() else path
+        weights = load_state_dict(file, self.allow_pickle)
+        marks = (".lora_A.", ".lora.down.", "lora_linear_layer.down.")
+        wanted = sum(1 for k in weights if any(m in k for m in marks))
         try:
             self.pipe.load_lora_weights(weights, adapter_name="t2i_bench")
         except Exception as exc:
             self.pipe.unload_lora_weights()
-            raise BenchError(f"diffusers LoRA does not fit the base model: {exc}", path) from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise BenchError(f"diffusers LoRA does not fit the base model: {first}", file) from None
         self._undo.append(self.pipe.unload_lora_weights)
+        applied = sum(
+            1
+            for name in ("unet", "text_encoder", "text_encoder_2")
+            if getattr(self.pipe, name, None) is not None
+            for m in getattr(self.pipe, name).modules()
+            if isinstance(m, BaseTunerLayer) and "t2i_bench" in getattr(m, "lora_A", {})
+        )
+        if applied < wanted:
+            self.remove()
+            raise BenchError(
+                f"diffusers LoRA does not fit the base model: {applied} of {wanted} modules "
+                "matched",
+                file,
+            )
         self.pipe.set_adapters(["t2i_bench"], adapter_weights=[multiplier])
-
-    # -- textual inversion ---------------------------------------------------------------
-    def _apply_textual_inversion(self, path: Path, token: str | None) -> None:
-        weights = load_state_dict(path, self.allow_pickle)
-        token = textual_inversion_token(path, list(weights), token)
-        tensor = next(iter(v for k, v in weights.items() if k != "name"))
-        try:
-            self.pipe.load_textual_inversion({token: tensor}, token=token)
-        except Exception as exc:
-            raise BenchError(f"embedding does not fit the text encoder: {exc}", path) from None
-        self._undo.append(lambda: self.pipe.unload_textual_inversion(token))
 
     # -- full fine-tunes (DreamBooth, native fine-tuning) --------------------------------
     def _apply_full(self, path: Path, fmt: Format, multiplier: float) -> None:
-        tuned = load_full_components(path, fmt, self.base_source)
+        tuned = load_full_components(self.pipe, path, fmt, self._single_file_config())
         for name, state in tuned.items():
             module = getattr(self.pipe, name, None)
             if module is None:
-                continue
+                raise BenchError(f"the base model has no {name} for this fine-tune", path)
             if name not in self._base_weights:  # one CPU copy of the base, kept for restores
                 self._base_weights[name] = {
                     k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()
@@ -227,29 +255,70 @@ class AdapterSwitcher:
             module.load_state_dict(state)
             self._undo.append(lambda m=module, b=base: m.load_state_dict(b))
 
+    def _single_file_config(self) -> str | None:
+        """Where a single-file fine-tune's configs come from: base_model.config, else the
+        base model's own diffusers folder or hub id."""
+        if self.config_source:
+            return self.config_source
+        source = self.base_source
+        if source and source != "tiny" and not Path(source).is_file():
+            return source
+        return None
 
-def load_full_components(path: Path, fmt: Format, base_source: str | None):
-    """State dicts of the UNet and text encoder(s) of a full fine-tune."""
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def load_full_components(pipe, path: Path, fmt: Format, config: str | None) -> dict:
+    """State dicts of the UNet and text encoder(s) of a full fine-tune, by component name.
+
+    A diffusers folder is loaded whole; a ``checkpoint-N/`` folder per component with the
+    base pipeline's classes (its optimizer and random states are never read); a single file
+    with the configs of its family (``config``, else the family's reference repository).
+    """
     import diffusers
 
+    from t2i_bench.generation.base_model import single_file_config, single_file_family
     from t2i_bench.generation.pipeline import quiet_loaders
 
     quiet_loaders()
-    kwargs = {"local_files_only": True}
+    names = ("unet", "text_encoder", "text_encoder_2")
     try:
+        if fmt is Format.DIFFUSERS_CHECKPOINT:
+            out = {}
+            for name, folder in checkpoint_components(path).items():
+                base = getattr(pipe, name, None)
+                if base is None:
+                    raise BenchError(f"the base model has no {name} for this checkpoint", path)
+                model = type(base).from_pretrained(str(folder), local_files_only=True)
+                out[name] = model.state_dict()
+            return out
         if fmt is Format.FULL_DIFFUSERS:
-            pipe = diffusers.DiffusionPipeline.from_pretrained(
-                str(path), safety_checker=None, **kwargs
+            tuned = diffusers.DiffusionPipeline.from_pretrained(
+                str(path), local_files_only=True, **_no_safety_checker(path)
             )
         else:
-            config = base_source if base_source and Path(base_source).is_dir() else None
-            pipe = diffusers.StableDiffusionPipeline.from_single_file(
-                str(path), config=config, safety_checker=None, **kwargs
+            family = single_file_family(path)
+            prediction = getattr(pipe.scheduler.config, "prediction_type", None)
+            folder = single_file_config(path, family, config, prediction)
+            cls = getattr(
+                diffusers,
+                "StableDiffusionXLPipeline" if family == "sdxl" else "StableDiffusionPipeline",
+            )
+            kwargs = {} if family == "sdxl" else {"safety_checker": None}
+            tuned = cls.from_single_file(
+                str(path), config=str(folder), local_files_only=True, **kwargs
             )
     except BenchError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BenchError(f"cannot load full model: {first}", path) from None
-    names = ("unet", "text_encoder", "text_encoder_2")
-    return {n: getattr(pipe, n).state_dict() for n in names if getattr(pipe, n, None) is not None}
+        raise BenchError(f"cannot load full model: {_first_line(exc)}", path) from None
+    return {n: getattr(tuned, n).state_dict() for n in names if getattr(tuned, n, None) is not None}
+
+
+def _no_safety_checker(path: Path) -> dict:
+    from t2i_bench.generation.base_model import pipeline_class_name
+
+    name = pipeline_class_name(path)
+    return {"safety_checker": None} if name == "StableDiffusionPipeline" else {}

@@ -23,6 +23,10 @@ class PipelineSpec:
     scheduler: str = "ddim"
     allow_pickle: bool = False
     threads: int = 1  # CPU threads: float results depend on it, so every worker uses the same
+    config: str | None = None  # base_model.config / vae / prediction_type / variant
+    vae: str | None = None
+    prediction_type: str | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,17 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
+def _free_accelerator_memory() -> None:
+    """Release cached GPU blocks after an out-of-memory error, before retrying."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class Renderer:
     """One loaded pipeline; checkpoints are switched only when the task's differs."""
 
@@ -64,6 +79,7 @@ class Renderer:
         self.current: tuple | None = None
         self.broken: dict[tuple, str] = {}
         self.loads = 0  # adapter loads, for tests and benchmarks
+        self.max_batch: int | None = None  # set after a render batch ran out of memory
 
     def _ensure_pipeline(self) -> None:
         if self.pipe is None:
@@ -72,9 +88,19 @@ class Renderer:
 
             spec = self.spec
             self.pipe = load_base_pipeline(
-                spec.source, spec.seed, spec.device, spec.dtype, spec.scheduler
+                spec.source,
+                spec.seed,
+                spec.device,
+                spec.dtype,
+                spec.scheduler,
+                config=spec.config,
+                vae=spec.vae,
+                prediction_type=spec.prediction_type,
+                variant=spec.variant,
             )
-            self.switcher = AdapterSwitcher(self.pipe, spec.source, spec.allow_pickle)
+            self.switcher = AdapterSwitcher(
+                self.pipe, spec.source, spec.allow_pickle, config_source=spec.config
+            )
 
     def _switch(self, task: RenderTask) -> None:
         wanted = (task.path, task.multiplier, task.token)
@@ -92,7 +118,6 @@ class Renderer:
         """Render a task; a checkpoint that fails to load fails all its tasks, once."""
         import torch
 
-        from t2i_bench.generation.render import BadImageError, render_batch
         from t2i_bench.store import png_bytes
 
         torch.set_num_threads(self.spec.threads)
@@ -106,8 +131,46 @@ class Renderer:
             self.switcher.remove()
             self.broken[wanted] = one_line(exc)
             return RenderResult(task, [], self.broken[wanted])
-        images = render_batch(self.pipe, task.prompts, task.seeds, self.sampler)
+        images = self._render(list(task.prompts), list(task.seeds))
         out: list[bytes | str] = [
-            str(image) if isinstance(image, BadImageError) else png_bytes(image) for image in images
+            image if isinstance(image, str) else png_bytes(image) for image in images
         ]
         return RenderResult(task, out)
+
+    def _render(self, prompts: list[str], seeds: list[int]) -> list:
+        """PIL images, or for each unusable or failed image why, in task order.
+
+        A render batch that runs out of GPU memory is retried once in two halves (and later
+        batches are rendered at that size); a half that still does not fit, or any other
+        error, fails that batch's images only: the run goes on.
+        """
+        size = min(len(prompts), self.max_batch or len(prompts))
+        out: list = []
+        for start in range(0, len(prompts), size):
+            chunk = slice(start, start + size)
+            out += self._render_chunk(prompts[chunk], seeds[chunk], retry=True)
+        return out
+
+    def _render_chunk(self, prompts: list[str], seeds: list[int], retry: bool) -> list:
+        import torch
+
+        from t2i_bench.generation.render import BadImageError, render_batch
+
+        try:
+            images = render_batch(self.pipe, prompts, seeds, self.sampler)
+        except torch.OutOfMemoryError as exc:
+            _free_accelerator_memory()
+            if retry and len(prompts) > 1:
+                half = (len(prompts) + 1) // 2
+                self.max_batch = min(self.max_batch or half, half)
+                return self._render_chunk(
+                    prompts[:half], seeds[:half], retry=False
+                ) + self._render_chunk(prompts[half:], seeds[half:], retry=False)
+            why = (
+                f"out of memory rendering {len(prompts)} image(s) at once; lower "
+                f"sampler.batch_size, the image size, or use dtype float16 ({one_line(exc)})"
+            )
+            return [why] * len(prompts)
+        except Exception as exc:  # a failed batch never takes the run down
+            return [f"render failed: {one_line(exc)}"] * len(prompts)
+        return [str(i) if isinstance(i, BadImageError) else i for i in images]
