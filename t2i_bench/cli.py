@@ -306,7 +306,12 @@ def demo(
     from t2i_bench.runlog import RunLog
 
     def action() -> None:
+        from t2i_bench.demo.build import load_demo
+
         start = time.perf_counter()
+        if not force and (cached := load_demo(out_dir)) is not None:
+            console.print(f"demo cached in {cached.root} (built in {cached.info['total_s']}s)")
+            return
         log_file = out_dir.with_name(f"{out_dir.name}.log")
         with RunLog(log_file, verbose=verbose, console=console), progress_bar() as update:
             from t2i_bench.demo import build_demo
@@ -316,8 +321,7 @@ def demo(
 
             artifacts = build_demo(out_dir, force=force, progress=progress)
         elapsed = time.perf_counter() - start
-        state = "built" if artifacts.info.get("total_s") and elapsed > 1 else "cached"
-        console.print(f"demo {state} in {artifacts.root} ({elapsed:.1f}s)")
+        console.print(f"demo built in {artifacts.root} ({elapsed:.1f}s; library logs: {log_file})")
 
     _guarded(action)
 
