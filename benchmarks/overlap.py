@@ -81,7 +81,7 @@ def run(ctx: Context) -> Row:
     runner.prepare(config, output_dir=prepared).close()
     _generate(config, _fresh(prepared, root / "warm"), True)  # first-call initialisation
     outputs = {"serial": root / "serial", "overlap": root / "overlapped"}
-    repeats = ctx.rounds(3)
+    repeats = ctx.rounds(5)  # runs of a few seconds: more rounds than elsewhere
     timed = interleaved(
         {
             "serial": lambda: _generate(config, _fresh(prepared, outputs["serial"]), False),
