@@ -126,7 +126,8 @@ def _stage_score(run) -> None:
         console.print(
             f"score: embedded {embedded} images, computed {summary.computed} metric groups "
             f"({summary.skipped} cached, {summary.failed} failed) "
-            f"in {time.perf_counter() - start:.1f}s"
+            f"in {time.perf_counter() - start:.1f}s",
+            soft_wrap=True,
         )
 
 

@@ -208,8 +208,12 @@ def test_build_demo_is_cached_and_atomic(tmp_path, tmp_path_factory) -> None:
         components["unet"].conv_out.bias.add_(1e-3)
     save_base(components, other_base, _recipe_of(BASE_FILE), {})
     assert load_demo(out, MICRO, base_file=other_base) is None  # nor are other base weights
+    adapter_bytes = [p.read_bytes() for p in demo.adapters]
     rebuilt = build_demo(out, force=True, recipe=MICRO)
     assert rebuilt.info["base_model_hash"] == demo.info["base_model_hash"]  # deterministic
+    assert [p.read_bytes() for p in rebuilt.adapters] == adapter_bytes  # byte for byte
+    with safe_open(str(rebuilt.adapters[0]), "pt") as handle:  # still a valid file
+        assert handle.metadata() == meta and len(list(handle.keys())) > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 

@@ -172,8 +172,10 @@ def _build_into(
     from t2i_bench.demo.concept_images import write_concept
     from t2i_bench.demo.procedural import to_tensor
     from t2i_bench.demo.train_adapters import make_training_data, train_adapter, write_preset
+    from t2i_bench.generation.pipeline import quiet_loaders
     from t2i_bench.generation.tiny import pipeline_from_components
 
+    quiet_loaders()  # transformers' "Writing model shards" bar in save_pretrained
     timings: dict[str, float] = {}
     started, cpu_started = time.perf_counter(), time.process_time()
 
