@@ -13,4 +13,8 @@ COMPARISONS = (
     "memory",
     "ray_workers",
     "switching",
+    "contention",
+    "overlap",
+    "demo_build",
+    "first_run",
 )

@@ -16,6 +16,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import t2i_bench  # noqa: E402, F401  (before torch: OpenMP's wait policy, t2i_bench/threads.py)
 from benchmarks import COMPARISONS  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     REPO,

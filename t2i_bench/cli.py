@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from t2i_bench.errors import BenchError
+from t2i_bench.runlog import LOG_NAME
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 list_app = typer.Typer(
@@ -42,6 +43,12 @@ RayAddressOpt = Annotated[
 ]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Ray workers (default: CPUs)")]
 GpusOpt = Annotated[float, typer.Option("--gpus-per-task", help="GPUs per Ray worker")]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="also show library warnings and logs (always in the run's run.log)"
+    ),
+]
 
 
 @contextmanager
@@ -122,16 +129,22 @@ def _stage_score(run) -> None:
         console.print(
             f"score: embedded {embedded} images, computed {summary.computed} metric groups "
             f"({summary.skipped} cached, {summary.failed} failed) "
-            f"in {time.perf_counter() - start:.1f}s"
+            f"in {time.perf_counter() - start:.1f}s",
+            soft_wrap=True,
         )
 
 
 def _stage_report(run) -> None:
     from t2i_bench.report.build import write_report
 
+    root = run.config.output_dir
     paths = write_report(run)
-    for path in paths:
-        console.print(f"wrote {path}")
+    names = ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths)
+    console.print(
+        f"report: wrote {names} in {root} (library warnings and logs: {LOG_NAME})",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _finish(run) -> None:
@@ -160,16 +173,20 @@ def _guarded(action: Callable[[], None]) -> None:
         )
 
 
-def _run_stages(stages: tuple[Callable, ...], *prepare_args) -> None:
-    """Prepare a run, run ``stages`` on it, and always release its lock and store."""
+def _run_stages(stages: tuple[Callable, ...], *prepare_args, verbose: bool = False) -> None:
+    """Prepare a run, run ``stages`` on it, and always release its lock and store; library
+    warnings and logs go to the run's ``run.log`` (and the console with ``verbose``)."""
+    from t2i_bench.runlog import RunLog
 
     def action() -> None:
-        bench = _prepare(*prepare_args)
-        try:
-            for stage in stages:
-                stage(bench)
-        finally:
-            bench.close()
+        with RunLog(verbose=verbose, console=console) as log:
+            bench = _prepare(*prepare_args)
+            log.to_file(bench.config.output_dir / LOG_NAME)
+            try:
+                for stage in stages:
+                    stage(bench)
+            finally:
+                bench.close()
 
     _guarded(action)
 
@@ -183,10 +200,12 @@ def run(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     gpus_per_task: GpusOpt = 0.0,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Plan, generate, score and report: the whole benchmark, resumable."""
     stages = (_stage_generate, _stage_score, _stage_report, _finish)
-    _run_stages(stages, config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    args = (config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    _run_stages(stages, *args, verbose=verbose)
 
 
 @app.command()
@@ -198,10 +217,11 @@ def generate(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     gpus_per_task: GpusOpt = 0.0,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Render every planned image the store lacks."""
-    stages = (_stage_generate,)
-    _run_stages(stages, config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    args = (config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    _run_stages((_stage_generate,), *args, verbose=verbose)
 
 
 @app.command()
@@ -212,15 +232,22 @@ def score(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Embed images and compute every metric value the store lacks."""
-    _run_stages((_stage_score,), config, output, allow_pickle, executor, ray_address, workers)
+    args = (config, output, allow_pickle, executor, ray_address, workers)
+    _run_stages((_stage_score,), *args, verbose=verbose)
 
 
 @app.command()
-def report(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+def report(
+    config: ConfigArg,
+    output: OutputOpt = None,
+    allow_pickle: PickleOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Write the leaderboard and report from what the store holds."""
-    _run_stages((_stage_report,), config, output, allow_pickle)
+    _run_stages((_stage_report,), config, output, allow_pickle, verbose=verbose)
 
 
 @app.command()
@@ -342,20 +369,31 @@ def analyze(
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="where to build")] = Path(".cache/demo"),
     force: Annotated[bool, typer.Option(help="rebuild even if cached")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Build the offline demo: tiny base model and a grid of trained tiny LyCORIS adapters."""
-    from t2i_bench.demo import build_demo
+    """Build the offline demo: tiny base model and a grid of trained tiny LyCORIS adapters
+    (library logs go to OUT.log, e.g. .cache/demo.log)."""
+    from t2i_bench.runlog import RunLog
 
-    start = time.perf_counter()
-    with progress_bar() as update:
+    def action() -> None:
+        from t2i_bench.demo.build import load_demo
 
-        def progress(stage: str, fraction: float) -> None:
-            update(stage, round(fraction * 100), 100)
+        start = time.perf_counter()
+        if not force and (cached := load_demo(out_dir)) is not None:
+            console.print(f"demo cached in {cached.root} (built in {cached.info['total_s']}s)")
+            return
+        log_file = out_dir.with_name(f"{out_dir.name}.log")
+        with RunLog(log_file, verbose=verbose, console=console), progress_bar() as update:
+            from t2i_bench.demo import build_demo
 
-        artifacts = build_demo(out_dir, force=force, progress=progress)
-    elapsed = time.perf_counter() - start
-    state = "built" if artifacts.info.get("total_s") and elapsed > 1 else "cached"
-    console.print(f"demo {state} in {artifacts.root} ({elapsed:.1f}s)")
+            def progress(stage: str, fraction: float) -> None:
+                update(stage, round(fraction * 100), 100)
+
+            artifacts = build_demo(out_dir, force=force, progress=progress)
+        elapsed = time.perf_counter() - start
+        console.print(f"demo built in {artifacts.root} ({elapsed:.1f}s; library logs: {log_file})")
+
+    _guarded(action)
 
 
 @app.command()

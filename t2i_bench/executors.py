@@ -1,15 +1,18 @@
 """Executors: where render and embed work runs. The driver alone writes the store.
 
-``local`` runs everything in this process. ``ray`` shards render batches and embedding
-batches over Ray actors: each actor keeps its pipeline (and the checkpoint last applied)
-and its backbones, so a pipeline is loaded once per worker and a checkpoint once per worker
-per checkpoint. A task whose worker dies is retried on a restarted actor; results are keyed
-by image key, so a retried task never duplicates rows.
+``local`` runs everything in this process: a background thread renders the next batch while
+the caller encodes the last one as PNG and writes it to the store. ``ray`` shards render
+batches and embedding batches over Ray actors: each actor keeps its pipeline (and the
+checkpoint last applied) and its backbones, so a pipeline is loaded once per worker and a
+checkpoint once per worker per checkpoint. A task whose worker dies is retried on a
+restarted actor; results are keyed by image key, so a retried task never duplicates rows.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ import numpy as np
 
 from t2i_bench.config import SamplerConfig
 from t2i_bench.errors import BenchError
-from t2i_bench.generation.worker import PipelineSpec, Renderer, RenderResult, RenderTask
+from t2i_bench.generation.worker import PipelineSpec, Renderer, RenderResult, RenderTask, encode
 
 if TYPE_CHECKING:
     from t2i_bench.metrics.embed import Backbones
@@ -66,11 +69,17 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs tasks in this process, in order."""
+    """Runs tasks in this process, in order.
+
+    With ``overlap`` (the default) one background thread renders, at most one finished
+    batch ahead, while the consumer encodes PNGs (in the thread that iterates) and writes
+    the store; without it each batch is rendered, encoded and handed over in turn. Both give
+    the same bytes: the render thread sets its own torch thread count."""
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, overlap: bool = True) -> None:
+        self.overlap = overlap
         self._renderers: dict[tuple, Renderer] = {}
 
     def render(
@@ -78,8 +87,12 @@ class LocalExecutor:
     ) -> Iterator[RenderResult]:
         key = (spec, sampler.model_dump_json())
         renderer = self._renderers.setdefault(key, Renderer(spec, sampler))
-        for task in tasks:
-            yield renderer.run(task)
+        if not self.overlap:
+            for task in tasks:
+                yield renderer.run(task)
+            return
+        for result in render_ahead(renderer, tasks):
+            yield encode(result)
 
     def embed(
         self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
@@ -94,6 +107,52 @@ class LocalExecutor:
 
     def close(self) -> None:
         self._renderers.clear()
+
+
+_DONE = object()
+
+
+def render_ahead(renderer: Renderer, tasks: Iterable[RenderTask]) -> Iterator[RenderResult]:
+    """``renderer.render`` of each task, in order, on a background thread that stays at most
+    one finished batch ahead of the consumer (a kill loses only the batches in flight).
+
+    An exception in the thread is raised here; closing the generator early stops the thread
+    after the batch it is rendering."""
+    results: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for task in tasks:
+                if stop.is_set() or not put(renderer.render(task)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=work, name="t2i-bench-render", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = results.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class _RayWorker:
@@ -159,25 +218,28 @@ class RayExecutor:
     def _map(self, method: str, tasks: Iterable) -> Iterator:
         """Run tasks over the actors, at most one in flight per actor; yield as they finish.
 
-        Tasks are drawn lazily, so at most one task per actor is held in memory."""
+        Tasks are drawn lazily, so at most one task per actor is held in memory; a worker
+        that finishes gets its next task before the caller handles (writes) its result."""
         ray = self.ray
         pending: dict = {}
         source = iter(tasks)
         idle = list(self.actors)
-        exhausted = False
-        while True:
-            while idle and not exhausted:
+
+        def submit() -> None:
+            while idle:
                 task = next(source, None)
                 if task is None:
-                    exhausted = True
-                    break
+                    return
                 worker = idle.pop(0)
                 pending[getattr(worker, method).remote(task)] = worker
-            if not pending:
-                return
+
+        submit()
+        while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             idle.append(pending.pop(done[0]))
-            yield ray.get(done[0])
+            result = ray.get(done[0])
+            submit()
+            yield result
 
     def render(
         self, spec: PipelineSpec, sampler: SamplerConfig, tasks: Iterable[RenderTask]

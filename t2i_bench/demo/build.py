@@ -1,9 +1,11 @@
 """Build the offline demo: a pretrained tiny base model and a grid of trained LyCORIS adapters.
 
-``build_demo(out_dir)`` pretrains the tiny SD 1.x on procedural images, writes the demo
-concept ``olis``, trains ``lora``/``loha``/``lokr`` at a low and a high learning rate and
-saves each at epochs 1-3 (18 files). Everything is seeded; the result is cached behind
-``out_dir/BUILD.json`` and written atomically (built in a sibling temp dir, then renamed).
+``build_demo(out_dir)`` loads the committed pretrained tiny SD 1.x (``demo/base.py``; built by
+``scripts/build_demo_base.py``), saves it as a diffusers folder, writes the demo concept
+``olis``, trains ``lora``/``loha``/``lokr`` at a low and a high learning rate and saves each
+at epochs 1-3 (18 files). Everything is seeded; the result is cached behind
+``out_dir/BUILD.json`` (keyed by the builder version, the recipe and the base file's weights)
+and written atomically (built in a sibling temp dir, then renamed).
 """
 
 from __future__ import annotations
@@ -16,47 +18,37 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from PIL import Image
-
-from t2i_bench.demo.concept_images import CONCEPT_NAME, write_concept
-from t2i_bench.demo.pretrain import (
-    calibrate_scaling_factor,
-    encode_images,
-    train_text_to_image,
-    train_vae,
-)
-from t2i_bench.demo.procedural import procedural_dataset, to_tensor
-from t2i_bench.demo.train_adapters import (
-    AdapterSpec,
-    make_training_data,
-    train_adapter,
-    write_preset,
-)
+from t2i_bench.demo.base import BASE_FILE, base_metadata
+from t2i_bench.demo.concept_images import CONCEPT_NAME
 from t2i_bench.errors import BenchError
-from t2i_bench.generation.tiny import build_tiny_components, pipeline_from_components
 from t2i_bench.hashing import tree_sha256
 
-BUILDER_VERSION = "1"
+if TYPE_CHECKING:  # torch, PIL and LyCORIS load only when something is built
+    from PIL import Image
+
+    from t2i_bench.demo.train_adapters import AdapterSpec
+
+BUILDER_VERSION = "2"
 MARKER = "BUILD.json"
 Progress = Callable[[str, float], None]  # (stage name, fraction of that stage done)
 
 
 @dataclass(frozen=True)
 class DemoRecipe:
-    """Everything that determines the demo's weights (part of the cache identity)."""
+    """Everything that determines the adapters' weights (part of the cache identity, with
+    the base file's weights)."""
 
     seed: int = 0
-    num_images: int = 1024
-    vae_steps: int = 700
-    unet_steps: int = 500
-    unet_batch_size: int = 16
     algos: tuple[str, ...] = ("lora", "loha", "lokr")
     learning_rates: tuple[float, ...] = (1e-4, 6e-3)
     epochs: int = 3
-    repeats: int = 20
+    # 10 repeats x 6 images / batch 3 = 20 steps an epoch: the adapters train in ~30 s of
+    # CPU, and every high-lr adapter's last epoch scores CLIP-I on trigger prompts above the
+    # base in the quickstart (tests/test_demo.py); 20 repeats took twice as long and
+    # overtrained lora at lr 6e-3 below the base
+    repeats: int = 10
     batch_size: int = 3
     network_dim: int = 4
     network_alpha: float = 4.0
@@ -67,6 +59,8 @@ class DemoRecipe:
 
     def adapter_specs(self, preset_path: Path) -> list[AdapterSpec]:
         """The training runs, in build order."""
+        from t2i_bench.demo.train_adapters import AdapterSpec
+
         return [
             AdapterSpec(
                 algo=algo,
@@ -88,7 +82,7 @@ class DemoRecipe:
     def stages(self) -> list[str]:
         """Stage names in the order ``progress`` reports them."""
         runs = [f"train {s.output_name(CONCEPT_NAME)}" for s in self.adapter_specs(Path("p"))]
-        return ["procedural images", "pretrain vae", "pretrain unet", "save base", *runs]
+        return ["load base", *runs]
 
 
 @dataclass(frozen=True)
@@ -124,15 +118,22 @@ def _artifacts(root: Path, info: dict[str, Any]) -> DemoArtifacts:
     )
 
 
-def load_demo(out_dir: Path, recipe: DemoRecipe | None = None) -> DemoArtifacts | None:
-    """The demo already built in ``out_dir`` by this builder version and recipe, else None."""
+def load_demo(
+    out_dir: Path, recipe: DemoRecipe | None = None, base_file: Path = BASE_FILE
+) -> DemoArtifacts | None:
+    """The demo already built in ``out_dir`` by this builder version and recipe from this
+    base file, else None."""
     marker = Path(out_dir) / MARKER
     try:
         info = json.loads(marker.read_text("utf-8"))
     except (OSError, ValueError):
         return None
     recipe = recipe or DemoRecipe()
-    if info.get("builder_version") != BUILDER_VERSION or info.get("recipe") != _jsonable(recipe):
+    if (
+        info.get("builder_version") != BUILDER_VERSION
+        or info.get("recipe") != _jsonable(recipe)
+        or info.get("base_weights") != base_metadata(base_file)["state_sha256"]
+    ):
         return None
     return _artifacts(Path(out_dir), info)
 
@@ -142,18 +143,19 @@ def build_demo(
     force: bool = False,
     progress: Progress | None = None,
     recipe: DemoRecipe | None = None,
+    base_file: Path = BASE_FILE,
 ) -> DemoArtifacts:
     """Build (or return the cached) demo in ``out_dir``; see the module docstring."""
     out_dir = Path(out_dir)
     recipe = recipe or DemoRecipe()
-    if not force and (cached := load_demo(out_dir, recipe)) is not None:
+    if not force and (cached := load_demo(out_dir, recipe, base_file)) is not None:
         return cached
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         with _threads(recipe.num_threads):
-            info = _build_into(tmp, recipe, progress or (lambda stage, fraction: None))
+            info = _build_into(tmp, recipe, base_file, progress or (lambda s, f: None))
         (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n", "utf-8")
         _replace_dir(tmp, out_dir)
     finally:
@@ -161,7 +163,19 @@ def build_demo(
     return _artifacts(out_dir, info)
 
 
-def _build_into(root: Path, recipe: DemoRecipe, progress: Progress) -> dict[str, Any]:
+def _build_into(
+    root: Path, recipe: DemoRecipe, base_file: Path, progress: Progress
+) -> dict[str, Any]:
+    import torch
+
+    from t2i_bench.demo.base import load_base
+    from t2i_bench.demo.concept_images import write_concept
+    from t2i_bench.demo.procedural import to_tensor
+    from t2i_bench.demo.train_adapters import make_training_data, train_adapter, write_preset
+    from t2i_bench.generation.pipeline import quiet_loaders
+    from t2i_bench.generation.tiny import pipeline_from_components
+
+    quiet_loaders()  # transformers' "Writing model shards" bar in save_pretrained
     timings: dict[str, float] = {}
     started, cpu_started = time.perf_counter(), time.process_time()
 
@@ -180,28 +194,8 @@ def _build_into(root: Path, recipe: DemoRecipe, progress: Progress) -> dict[str,
             report(1.0)
         timings[name] = round(time.perf_counter() - t0, 2)
 
-    components = build_tiny_components(recipe.seed)
-    with stage("procedural images"):
-        images, captions = procedural_dataset(recipe.num_images, recipe.seed)
-        pixels = to_tensor(images)
-    with stage("pretrain vae") as step:
-        vae_loss = train_vae(components["vae"], pixels, recipe.vae_steps, recipe.seed, on_step=step)
-        calibrate_scaling_factor(components["vae"], pixels)
-    with stage("pretrain unet") as step:
-        mean, std = encode_images(components["vae"], pixels)
-        unet_loss = train_text_to_image(
-            components["unet"],
-            components["text_encoder"],
-            components["tokenizer"],
-            mean,
-            std,
-            captions,
-            recipe.unet_steps,
-            recipe.seed,
-            batch_size=recipe.unet_batch_size,
-            on_step=step,
-        )
-    with stage("save base"):
+    with stage("load base"):
+        components = load_base(base_file)
         base_dir = root / "base"
         pipeline_from_components(components).save_pretrained(base_dir)
         base_hash = base_model_hash(base_dir)
@@ -222,9 +216,9 @@ def _build_into(root: Path, recipe: DemoRecipe, progress: Progress) -> dict[str,
     return {
         "builder_version": BUILDER_VERSION,
         "recipe": _jsonable(recipe),
+        "base_weights": base_metadata(base_file)["state_sha256"],
         "base_model_hash": base_hash,
         "vae_scaling_factor": components["vae"].config.scaling_factor,
-        "final_loss": {"vae": round(vae_loss, 5), "unet": round(unet_loss, 5)},
         "timings_s": timings,
         "total_s": round(time.perf_counter() - started, 2),
         "cpu_s": round(time.process_time() - cpu_started, 2),
@@ -235,6 +229,8 @@ def _build_into(root: Path, recipe: DemoRecipe, progress: Progress) -> dict[str,
 
 def read_kohya_folder(folder: Path) -> tuple[list[Image.Image], list[str]]:
     """Images in ``folder`` (sorted) and their ``.txt`` captions, as sd-scripts reads them."""
+    from PIL import Image
+
     paths = sorted(Path(folder).glob("*.png"))
     if not paths:
         raise BenchError("no .png images", folder)
@@ -256,6 +252,8 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 @contextmanager
 def _threads(n: int) -> Iterator[None]:
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -271,6 +269,7 @@ def _jsonable(recipe: DemoRecipe) -> dict[str, Any]:
 def _versions() -> dict[str, str]:
     import diffusers
     import lycoris
+    import torch
     import transformers
 
     return {

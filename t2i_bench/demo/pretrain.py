@@ -2,7 +2,7 @@
 
 First the VAE (reconstruction + a small KL term), then the UNet and text encoder together
 (epsilon-prediction diffusion loss on cached VAE latents, captions dropped 10% of the time
-so classifier-free guidance works).
+so classifier-free guidance works). ``demo/base.py`` runs it and stores the result.
 """
 
 from __future__ import annotations
@@ -120,7 +120,14 @@ def train_text_to_image(
     caption_rows = torch.tensor([row[c] for c in captions])
     scheduler = noise_scheduler()
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    # no weight decay on the token embedding: rows of tokens the captions never use keep
+    # their initial values exactly, so the saved base can leave them out (demo/base.py)
+    embedding = text_encoder.get_input_embeddings().weight
+    groups = [
+        {"params": [p for p in params if p is not embedding], "weight_decay": 1e-4},
+        {"params": [embedding], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     unet.train()
     text_encoder.train()

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SIZE = 64
 _SUPERSAMPLE = 2  # draw at 2x and downsample: smooth edges
@@ -126,11 +129,15 @@ def procedural_dataset(n: int, seed: int = 0) -> tuple[list[Image.Image], list[s
 
 def to_tensor(images: list[Image.Image]) -> torch.Tensor:
     """Images as an (n, 3, H, W) float32 tensor in [-1, 1] (the VAE's input range)."""
+    import torch
+
     arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
     return torch.from_numpy(arr.transpose(0, 3, 1, 2) / 127.5 - 1.0)
 
 
 def to_images(tensor: torch.Tensor) -> list[Image.Image]:
     """The inverse of ``to_tensor`` (values clipped to [-1, 1])."""
+    import torch
+
     arr = ((tensor.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in arr]

@@ -54,7 +54,8 @@ def write_preset(directory: Path) -> Path:
 
 
 # Reproducible build: timestamps come from SOURCE_DATE_EPOCH, else this fixed instant
-# (2026-01-01T00:00:00Z), so that rebuilding writes byte-identical adapter files.
+# (2026-01-01T00:00:00Z), and metadata keys are sorted (``sort_metadata``), so that
+# rebuilding writes byte-identical adapter files.
 _DEFAULT_EPOCH = 1767225600
 
 
@@ -228,11 +229,31 @@ def train_adapter(
             meta = _metadata(spec, concept, data, base_metadata, epoch, step, max_steps)
             path = out_dir / f"{spec.output_name(concept)}-{epoch:06d}.safetensors"
             network.save_weights(str(path), torch.float32, meta)
+            sort_metadata(path)
             saved.append(path)
     finally:
         network.restore()
         network.requires_grad_(False)
     return saved
+
+
+def sort_metadata(path: Path) -> None:
+    """Rewrite a .safetensors header with its ``__metadata__`` keys sorted.
+
+    safetensors 0.8 writes metadata in a per-process random order (a Rust HashMap), so two
+    builds of the same adapter differed in their bytes, and so in the file hash that image
+    keys are made of. Tensors and their offsets are untouched; the header stays padded with
+    spaces to a multiple of 8 bytes, as safetensors writes it."""
+    data = path.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.pop("__metadata__", None)
+    ordered = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    text = json.dumps({**ordered, **header}, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + length :])
+    os.replace(tmp, path)
 
 
 def use_sd1_preset() -> None:

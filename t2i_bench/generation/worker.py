@@ -1,12 +1,14 @@
 """Render tasks: what a worker needs (picklable) and the renderer that runs them.
 
-A ``Renderer`` holds one pipeline and switches checkpoints on it; it returns PNG bytes and
-never writes the store, so the same code serves the local and the Ray executor.
+A ``Renderer`` holds one pipeline and switches checkpoints on it; it returns PNG bytes
+(``run``) or images to encode elsewhere (``render``, then ``encode``) and never writes the
+store, so the same code serves the local and the Ray executor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from t2i_bench.config import SamplerConfig
 from t2i_bench.errors import BenchError
@@ -45,8 +47,19 @@ class RenderTask:
 @dataclass
 class RenderResult:
     task: RenderTask
-    images: list[bytes | str]  # PNG bytes, or why the image is unusable
+    # PNG bytes, or why the image is unusable; PIL images before ``encode`` (``render``)
+    images: list[Any]
     load_error: str | None = None
+
+
+def encode(result: RenderResult) -> RenderResult:
+    """The result with its PIL images encoded as PNG bytes (``store.png_bytes``)."""
+    from t2i_bench.store import png_bytes
+
+    images = [
+        image if isinstance(image, str | bytes) else png_bytes(image) for image in result.images
+    ]
+    return replace(result, images=images)
 
 
 def one_line(exc: BaseException) -> str:
@@ -115,10 +128,14 @@ class Renderer:
         self.current = wanted
 
     def run(self, task: RenderTask) -> RenderResult:
-        """Render a task; a checkpoint that fails to load fails all its tasks, once."""
-        import torch
+        """Render a task as PNG bytes; a checkpoint that fails to load fails all its tasks,
+        once."""
+        return encode(self.render(task))
 
-        from t2i_bench.store import png_bytes
+    def render(self, task: RenderTask) -> RenderResult:
+        """Render a task as PIL images (``encode`` makes them PNG bytes); sets this thread's
+        torch thread count first (OpenMP's count is per calling thread)."""
+        import torch
 
         torch.set_num_threads(self.spec.threads)
         self._ensure_pipeline()
@@ -131,11 +148,7 @@ class Renderer:
             self.switcher.remove()
             self.broken[wanted] = one_line(exc)
             return RenderResult(task, [], self.broken[wanted])
-        images = self._render(list(task.prompts), list(task.seeds))
-        out: list[bytes | str] = [
-            image if isinstance(image, str) else png_bytes(image) for image in images
-        ]
-        return RenderResult(task, out)
+        return RenderResult(task, self._render(list(task.prompts), list(task.seeds)))
 
     def _render(self, prompts: list[str], seeds: list[int]) -> list:
         """PIL images, or for each unusable or failed image why, in task order.
