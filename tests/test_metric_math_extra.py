@@ -224,7 +224,7 @@ def test_agreement_matches_pandas_spearman_and_orients(tmp_path) -> None:
     rows = []
     for ptype in ("trigger", "alter"):
         for i, ckpt in enumerate(ckpts):
-            for image in range(3):  # per-image values, averaged per checkpoint
+            for _image in range(3):  # per-image values, averaged per checkpoint
                 noise = rng.normal(0, 0.01)
                 rows += [
                     ("fid", ckpt, ptype, -quality[i] + noise),  # lower is better
