@@ -1,0 +1,83 @@
+"""The human-aligned backbones (DreamSim, HPS v2.1, CLIP ViT-L/14@336 for CMMD, the LAION
+aesthetic head) against their published packages, through the real loaders and files in the
+published layouts (fixtures built by each package's own code in a throw-away environment)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from t2i_bench.backbones.base import load_backbone
+from t2i_bench.errors import BenchError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _fixture(name: str):
+    d = FIXTURES / name
+    spec = importlib.util.spec_from_file_location(f"{name}_fixture", d / "make_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return d, module, json.loads((d / "expected.json").read_text())
+
+
+def _images(n: int, seed: int = 0) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    sizes = [(72, 96), (64, 64), (100, 80)]
+    return [
+        Image.fromarray(rng.integers(0, 256, (*sizes[i % 3], 3), dtype=np.uint8)) for i in range(n)
+    ]
+
+
+# ------------------------------------------------------------------------------ DreamSim
+
+
+def test_dreamsim_matches_the_dreamsim_package() -> None:
+    """Towers, LoRA adapter and DINO hub file written in the dreamsim 0.2.1 cache layout by the
+    package's own classes (tests/fixtures/dreamsim/make_fixture.py); our real loader reads them,
+    merges the LoRA, and reproduces the package's embeddings and distances within 1e-5."""
+    from t2i_bench.backbones.dreamsim import make_dreamsim
+    from t2i_bench.metrics.functional import cosine_matrix
+
+    d, fixture, expected = _fixture("dreamsim")
+    bb = make_dreamsim("real", weights=str(d / "cache"), batch_size=3)
+    ims = fixture.images()
+    emb = bb.embed_images(ims)
+    np.testing.assert_allclose(emb, np.array(expected["embeddings"]), atol=1e-5, rtol=0)
+    dist = 1.0 - cosine_matrix(emb, emb)
+    ours = [dist[a, b] for a, b in expected["pairs"]]
+    np.testing.assert_allclose(ours, expected["distances"], atol=1e-5, rtol=0)
+    assert float(np.ptp(expected["distances"][:-1])) > 0.05  # the images are told apart
+    assert bb.forward_calls == 2 and bb.feature_dim == 128
+    assert "224x224" in bb.preprocessing
+
+
+def test_dreamsim_lora_is_applied(tmp_path) -> None:
+    """Without the adapter the embeddings differ (the LoRA weights in the fixture matter), and
+    a missing file is one clear error naming it."""
+    import shutil
+
+    from t2i_bench.backbones.dreamsim import load_real_dreamsim, make_dreamsim
+
+    d, fixture, expected = _fixture("dreamsim")
+    root = tmp_path / "cache"
+    shutil.copytree(d / "cache", root)
+    model = load_real_dreamsim(root)
+    cfg = json.loads((root / "ensemble_lora" / "adapter_config.json").read_text())
+    cfg["r"] = 4
+    (root / "ensemble_lora" / "adapter_model.safetensors").unlink()
+    with pytest.raises(BenchError, match="LoRA"):
+        load_real_dreamsim(root)
+    (root / "clip_vitb16_pretrain.pth.tar").unlink()
+    with pytest.raises(BenchError, match="clip_vitb16_pretrain.pth.tar"):
+        make_dreamsim("real", weights=str(root))
+    assert model is not None
