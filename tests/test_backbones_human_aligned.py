@@ -129,3 +129,55 @@ def test_hpsv2_missing_checkpoint_is_a_clear_error(tmp_path) -> None:
 
     with pytest.raises(BenchError, match="HPS v2 checkpoint not found"):
         make_hpsv2("real", weights=str(tmp_path / "nope.pt"))
+
+
+# --------------------------------------------------------------------- aesthetic predictor
+
+
+def test_aesthetic_head_matches_simple_aesthetics_predictor() -> None:
+    """A head saved in the published .pth layout from simple-aesthetics-predictor 0.1.2's own
+    AestheticsPredictorV2Linear (tests/fixtures/aesthetic/make_fixture.py): our head on the
+    package's image embeddings, rescaled (the head normalises), gives its logits within 1e-5."""
+    from t2i_bench.backbones.aesthetic import AestheticHead, load_aesthetic_mlp
+
+    d, _, expected = _fixture("aesthetic")
+    head = AestheticHead(load_aesthetic_mlp(d / "head.pth"), "real", "fixture")
+    embeds = np.array(expected["tiny"]["embeds"])
+    scales = np.random.default_rng(0).uniform(0.1, 30.0, size=(len(embeds), 1))
+    np.testing.assert_allclose(
+        head.apply(embeds * scales), expected["tiny"]["logits"], atol=1e-5, rtol=0
+    )
+    with pytest.raises(BenchError, match="expects"):
+        head.apply(np.zeros((2, 5)))
+
+
+def _published_aesthetic() -> Path | None:
+    from t2i_bench.backbones.aesthetic import _default_path
+
+    source = os.environ.get("T2I_BENCH_AESTHETIC")
+    path = Path(source) if source else _default_path()
+    return path if path.is_file() else None
+
+
+@pytest.mark.skipif(_published_aesthetic() is None, reason="published aesthetic weights absent")
+def test_aesthetic_head_with_the_published_weights() -> None:
+    """With sac+logos+ava1-l14-linearMSE.pth present (T2I_BENCH_AESTHETIC or the torch hub
+    cache), the real head reproduces the package's scores on seeded embeddings within 1e-5."""
+    from t2i_bench.backbones.heads import load_head
+
+    _, fixture, expected = _fixture("aesthetic")
+    load_head.cache_clear()
+    head = load_head("laion_aesthetic_v2", "real")
+    assert head.weights == f"sha256:{expected['published']['sha256']}"
+    ours = head.apply(fixture.embeddings_768())
+    np.testing.assert_allclose(ours, expected["published"]["scores"], atol=1e-5, rtol=0)
+
+
+def test_aesthetic_real_without_weights_is_a_clear_error(monkeypatch, tmp_path) -> None:
+    from t2i_bench.backbones.heads import load_head
+
+    monkeypatch.setenv("T2I_BENCH_AESTHETIC", str(tmp_path / "missing.pth"))
+    load_head.cache_clear()
+    with pytest.raises(BenchError, match="aesthetic predictor weights not found"):
+        load_head("laion_aesthetic_v2", "real")
+    load_head.cache_clear()
