@@ -331,14 +331,20 @@ def inspect(
 
 @list_app.command("metrics")
 def list_metrics() -> None:
-    """Every metric plugin with its direction, backbone and prompt types."""
+    """Every metric plugin with its direction, backbone, prompt types and description."""
     from t2i_bench.metrics.base import available_metrics
 
-    table = Table("metric", "kind", "better", "backbone", "prompt types", "version")
+    table = Table("metric", "kind", "better", "backbone", "prompt types", "version", "description")
     for name, cls in available_metrics().items():
         better = "higher" if cls.higher_is_better else "lower"
         table.add_row(
-            name, cls.kind, better, cls.backbone or "-", ", ".join(cls.prompt_types), cls.version
+            name,
+            cls.kind,
+            better,
+            cls.backbone or "-",
+            ", ".join(cls.prompt_types),
+            cls.version,
+            cls.description,
         )
     out.print(table)
 

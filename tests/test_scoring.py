@@ -80,6 +80,10 @@ def test_one_forward_per_image_per_backbone(rendered) -> None:
         "vgg",
         "pickscore",
         "image_reward",
+        "dreamsim",
+        "hpsv2",
+        "clip_vit_l14_336",
+        "clip_vit_l14_openai",  # the aesthetic head's backbone (the clip role is clip_vit_l14)
     }
     assert all(count == n_images for count in forwards.values()), forwards
     assert embedded == n_images * len(forwards)

@@ -25,6 +25,7 @@ from typing import Any
 import open_clip
 import torch
 import torchvision.transforms.functional as TF
+from open_clip.transform import PreprocessCfg
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
@@ -91,6 +92,8 @@ class HpsV2Backbone(ClipBackbone):
 def build_tiny_hpsv2(seed: int = TINY_SEED) -> torch.nn.Module:
     with seeded(seed):
         model = open_clip.model.CLIP(**TINY_CFG)
+    pp = {**vars(PreprocessCfg()), "size": TINY_CFG["vision_cfg"]["image_size"]}
+    open_clip.model.set_model_preprocess_cfg(model, pp)  # read by ClipBackbone, then replaced
     return model.eval()
 
 

@@ -67,6 +67,7 @@ class Metric(ABC):
     version: str = "1"
     higher_is_better: bool = True
     backbone: str | None = None  # backbone role: clip, dino, inception, lpips, vgg, …
+    head: str | None = None  # a head applied to the backbone's cached embeddings (heads.py)
     prompt_types: tuple[str, ...] = ()
     kind: str = "set"  # "image" or "set"
     needs_text: bool = False

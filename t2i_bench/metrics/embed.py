@@ -30,7 +30,10 @@ class Backbones:
     def get(self, role: str) -> Backbone:
         if role not in self._built:
             name = getattr(self.config, role, None) or role
-            backbone = load_backbone(name, self.config.profile, self.device)
+            shared = [b for b in self._built.values() if b.name == name]  # one model per name
+            backbone = (
+                shared[0] if shared else load_backbone(name, self.config.profile, self.device)
+            )
             if hasattr(backbone, "batch_size"):
                 backbone.batch_size = self.config.batch_size
             self._built[role] = backbone

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from t2i_bench.backbones.heads import load_head
 from t2i_bench.concepts import Concept
 from t2i_bench.hashing import stable_hash
 from t2i_bench.metrics.base import SET_ITEM, Group, Metric
@@ -87,6 +88,8 @@ def group_identity(metric: Metric, group: Group, backbones: Backbones) -> str:
         "references": group.reference_shas,
         "base": group.base_shas if metric.needs_base else None,
     }
+    if metric.head:  # the head's weights are part of the value (absent key: identities unchanged)
+        parts["head"] = load_head(metric.head, backbones.config.profile, backbones.device).identity
     return stable_hash(parts)
 
 
