@@ -13,8 +13,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from t2i_bench.backbones.base import load_backbone
 from t2i_bench.errors import BenchError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -181,3 +183,42 @@ def test_aesthetic_real_without_weights_is_a_clear_error(monkeypatch, tmp_path) 
     with pytest.raises(BenchError, match="aesthetic predictor weights not found"):
         load_head("laion_aesthetic_v2", "real")
     load_head.cache_clear()
+
+
+# ------------------------------------------------------------------ CLIP ViT-L/14 @ 336
+
+
+def test_cmmd_clip_crops_the_square_then_resizes_and_matches_open_clip(tmp_path) -> None:
+    """CMMD's preprocessing (centre square, bicubic resize, CLIP mean/std), then open_clip's
+    own encode_image on the same weights, read through the real loader from a hub-layout dir."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from t2i_bench.backbones.clip import TINY_CLIP_CFG, build_tiny_clip
+    from t2i_bench.backbones.cmmd_clip import CLIP_MEAN, CLIP_STD, crop_square_resize
+
+    d = tmp_path / "hub"
+    d.mkdir()
+    cfg = {"model_cfg": TINY_CLIP_CFG, "preprocess_cfg": {"mean": CLIP_MEAN, "std": CLIP_STD}}
+    (d / "open_clip_config.json").write_text(json.dumps(cfg))
+    sd = {k: v.contiguous() for k, v in build_tiny_clip().state_dict().items()}
+    save_file(sd, str(d / "open_clip_model.safetensors"))
+    real = load_backbone("clip_vit_l14_336", "real", weights=str(d))
+    tiny = load_backbone("clip_vit_l14_336", "tiny")
+    assert real.preprocessing == tiny.preprocessing and "center-crop" in real.preprocessing
+    ims = _images(4, seed=8)
+    ours = real.embed_images(ims)
+    np.testing.assert_allclose(ours, tiny.embed_images(ims), atol=1e-6)
+    model = open_clip.create_model(f"local-dir:{d}").eval()
+    mean, std = torch.tensor(CLIP_MEAN)[:, None, None], torch.tensor(CLIP_STD)[:, None, None]
+    with torch.no_grad():
+        px = []
+        for im in ims:  # the published recipe by hand: crop box, PIL bicubic, /255
+            w, h = im.size
+            s = min(w, h)
+            sq = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+            arr = np.asarray(sq.resize((64, 64), Image.BICUBIC), dtype=np.float32) / 255.0
+            px.append((torch.from_numpy(arr).permute(2, 0, 1) - mean) / std)
+        direct = model.encode_image(torch.stack(px)).numpy()
+    np.testing.assert_allclose(ours, direct, atol=1e-5)
+    assert crop_square_resize(Image.new("RGB", (90, 30)), 64).size == (64, 64)
