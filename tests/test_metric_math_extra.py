@@ -251,3 +251,34 @@ def test_agreement_needs_three_checkpoints() -> None:
         columns=["metric", "checkpoint", "prompt_type", "value"],
     )
     assert np.isnan(agreement_matrix(scores)["rho"]).all()
+
+
+def test_single_prompt_breakdown_matches_two_way_anova() -> None:
+    """One prompt: checkpoint × seed. The checkpoint and seed components from the two-way
+    random-effects EMS, with sums of squares checked by an lstsq fit."""
+    rng = np.random.default_rng(8)
+    c, s = 80, 80
+    y = (
+        rng.normal(0, 1.5, (c, 1, 1))
+        + rng.normal(0, 1.0, (1, 1, s))
+        + rng.normal(0, 0.5, (c, 1, s))
+    )
+    comp = variance_components(y)
+    assert math.isnan(comp.prompt) and math.isnan(comp.checkpoint_prompt)
+    assert comp.checkpoint == pytest.approx(2.25, rel=0.5)
+    assert comp.seed == pytest.approx(1.0, rel=0.5)
+    assert comp.residual == pytest.approx(0.25, rel=0.1)
+    ci, si = np.meshgrid(np.arange(c), np.arange(s), indexing="ij")
+    target = y.ravel()
+
+    def rss(cols: list[np.ndarray]) -> float:
+        x = np.column_stack([np.ones(len(target)), *cols])
+        return float(((target - x @ np.linalg.lstsq(x, target, rcond=None)[0]) ** 2).sum())
+
+    full = rss([_dummies(ci.ravel()), _dummies(si.ravel())])
+    assert comp.residual == pytest.approx(full / ((c - 1) * (s - 1)), rel=1e-9)
+    shares = comp.shares()
+    assert math.isnan(shares["prompt"])
+    assert sum(v for v in shares.values() if not math.isnan(v)) == pytest.approx(1.0)
+    needed = comp.seeds_needed(0.3)
+    assert comp.half_width(1, needed) <= 0.3 < comp.half_width(1, needed - 1)

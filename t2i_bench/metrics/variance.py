@@ -24,6 +24,10 @@ Comparing two checkpoints on the same P prompts and S seeds per prompt, the prom
 effects cancel, so Var(difference of means) = 2·(σ²_CP/P + σ²_E/(P·S)) and the seeds per
 prompt needed for a CI half-width h at level 1−α are S = ⌈2·z²·σ²_E / (P·h² − 2·z²·σ²_CP)⌉
 (none when P·h² ≤ 2·z²·σ²_CP: then only more prompts help).
+
+With a single prompt (typically the trigger prompt type) the design is checkpoint × seed:
+σ²_E = MS_E, σ²_S = (MS_S − MS_E)/C, σ²_C = (MS_C − MS_E)/S; the prompt and checkpoint×prompt
+components are not defined (NaN) and the comparison is about that prompt alone.
 """
 
 from __future__ import annotations
@@ -54,7 +58,10 @@ class VarianceBreakdown:
 
     @property
     def total(self) -> float:
-        return sum(getattr(self, name) for name in COMPONENTS)
+        return sum(v for v in (getattr(self, name) for name in COMPONENTS) if not math.isnan(v))
+
+    def _cp(self) -> float:  # undefined with one prompt: nothing to add to the comparison
+        return 0.0 if math.isnan(self.checkpoint_prompt) else self.checkpoint_prompt
 
     def shares(self) -> dict[str, float]:
         total = self.total
@@ -64,7 +71,7 @@ class VarianceBreakdown:
         """CI half-width of the difference between two checkpoints' means over ``n_prompts``
         prompts × ``n_seeds`` seeds (normal approximation)."""
         z = float(norm.ppf(0.5 + level / 2))
-        var = 2.0 * (self.checkpoint_prompt / n_prompts + self.residual / (n_prompts * n_seeds))
+        var = 2.0 * (self._cp() / n_prompts + self.residual / (n_prompts * n_seeds))
         return z * math.sqrt(var)
 
     def seeds_needed(
@@ -76,7 +83,7 @@ class VarianceBreakdown:
             raise ValueError(f"half_width must be positive, got {half_width}")
         p = self.n_prompts if n_prompts is None else n_prompts
         z2 = float(norm.ppf(0.5 + level / 2)) ** 2
-        room = p * half_width**2 - 2.0 * z2 * self.checkpoint_prompt
+        room = p * half_width**2 - 2.0 * z2 * self._cp()
         if room <= 0:
             return None
         return max(1, math.ceil(2.0 * z2 * self.residual / room))
@@ -107,15 +114,30 @@ def mean_squares(y: np.ndarray) -> dict[str, tuple[float, int]]:
 def variance_components(y: np.ndarray) -> VarianceBreakdown:
     """Variance components of a balanced array ``y[checkpoint, prompt, seed]`` (float64)."""
     arr = np.asarray(y, dtype=np.float64)
-    if arr.ndim != 3 or min(arr.shape) < 2:
+    if arr.ndim != 3 or arr.shape[0] < 2 or arr.shape[2] < 2 or arr.shape[1] < 1:
         raise ValueError(
-            f"the variance breakdown needs >= 2 checkpoints, prompts and seeds, got {arr.shape}"
+            f"the variance breakdown needs >= 2 checkpoints and seeds per prompt, got {arr.shape}"
         )
     if not np.isfinite(arr).all():
         raise ValueError("the variance breakdown needs finite values")
     c, p, s = arr.shape
-    ms = {k: v[0] / v[1] for k, v in mean_squares(arr).items()}
     pos = lambda v: max(0.0, float(v))  # noqa: E731
+    if p == 1:
+        ss = mean_squares(arr)
+        ms = {k: v[0] / v[1] for k, v in ss.items() if v[1] > 0}
+        # with one prompt the "checkpoint_prompt" sum of squares is 0 with 0 df and the
+        # residual is the checkpoint × seed interaction
+        return VarianceBreakdown(
+            checkpoint=pos((ms["checkpoint"] - ms["residual"]) / s),
+            prompt=math.nan,
+            seed=pos((ms["seed"] - ms["residual"]) / c),
+            checkpoint_prompt=math.nan,
+            residual=pos(ms["residual"]),
+            n_checkpoints=c,
+            n_prompts=1,
+            n_seeds=s,
+        )
+    ms = {k: v[0] / v[1] for k, v in mean_squares(arr).items()}
     return VarianceBreakdown(
         checkpoint=pos((ms["checkpoint"] - ms["checkpoint_prompt"]) / (p * s)),
         prompt=pos(
@@ -167,8 +189,8 @@ def variance_table(
     ``scores`` has columns metric, concept, prompt_type, checkpoint, prompt, seed, value (one
     row per image). ``half_width``: the CI half-width wanted for a difference between two
     checkpoints; default: each metric's own between-checkpoint standard deviation √σ²_C
-    ("enough images to tell typical checkpoints apart"). Groups with fewer than 2 checkpoints,
-    prompts or seeds are left out.
+    ("enough images to tell typical checkpoints apart"). Groups with fewer than 2 checkpoints
+    or seeds per prompt are left out.
     """
     rows = []
     keys = ["metric", "concept", "prompt_type"]
