@@ -57,7 +57,7 @@ def test_dreamsim_matches_the_dreamsim_package() -> None:
     ours = [dist[a, b] for a, b in expected["pairs"]]
     np.testing.assert_allclose(ours, expected["distances"], atol=1e-5, rtol=0)
     assert float(np.ptp(expected["distances"][:-1])) > 0.05  # the images are told apart
-    assert bb.forward_calls == 2 and bb.feature_dim == 128
+    assert bb.forward_calls == 2 and bb.feature_dim == 64  # 32 + 16 + 16
     assert "224x224" in bb.preprocessing
 
 
