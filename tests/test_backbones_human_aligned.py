@@ -61,26 +61,28 @@ def test_dreamsim_matches_the_dreamsim_package() -> None:
     assert "224x224" in bb.preprocessing
 
 
-def test_dreamsim_lora_is_applied(tmp_path) -> None:
-    """Without the adapter the embeddings differ (the LoRA weights in the fixture matter), and
-    a missing file is one clear error naming it."""
+def test_dreamsim_lora_is_applied(tmp_path, monkeypatch) -> None:
+    """Without the adapter the embeddings differ (the fixture's LoRA weights matter); a missing
+    adapter or tower file is one clear error naming it."""
     import shutil
 
-    from t2i_bench.backbones.dreamsim import load_real_dreamsim, make_dreamsim
+    import t2i_bench.backbones.dreamsim as ds
 
-    d, fixture, expected = _fixture("dreamsim")
+    d, fixture, _ = _fixture("dreamsim")
     root = tmp_path / "cache"
     shutil.copytree(d / "cache", root)
-    model = load_real_dreamsim(root)
-    cfg = json.loads((root / "ensemble_lora" / "adapter_config.json").read_text())
-    cfg["r"] = 4
+    ims = fixture.images()
+    with_lora = ds.DreamSimBackbone(ds.load_real_dreamsim(root), "real", "x").embed_images(ims)
+    with monkeypatch.context() as m:
+        m.setattr(ds, "merge_lora", lambda model, lora_dir: model.eval())
+        plain = ds.DreamSimBackbone(ds.load_real_dreamsim(root), "real", "x").embed_images(ims)
+    assert float(np.abs(with_lora - plain).max()) > 1e-2
     (root / "ensemble_lora" / "adapter_model.safetensors").unlink()
     with pytest.raises(BenchError, match="LoRA"):
-        load_real_dreamsim(root)
+        ds.load_real_dreamsim(root)
     (root / "clip_vitb16_pretrain.pth.tar").unlink()
     with pytest.raises(BenchError, match="clip_vitb16_pretrain.pth.tar"):
-        make_dreamsim("real", weights=str(root))
-    assert model is not None
+        ds.make_dreamsim("real", weights=str(root))
 
 
 # ---------------------------------------------------------------------------------- HPS v2
