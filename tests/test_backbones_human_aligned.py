@@ -224,3 +224,21 @@ def test_cmmd_clip_crops_the_square_then_resizes_and_matches_open_clip(tmp_path)
         direct = model.encode_image(torch.stack(px)).numpy()
     np.testing.assert_allclose(ours, direct, atol=1e-5)
     assert crop_square_resize(Image.new("RGB", (90, 30)), 64).size == (64, 64)
+
+
+def test_dreamsim_reads_a_bin_adapter(tmp_path) -> None:
+    """Older PEFT (as in the published zip) saves adapter_model.bin: same embeddings."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from t2i_bench.backbones.dreamsim import make_dreamsim
+
+    d, fixture, expected = _fixture("dreamsim")
+    root = tmp_path / "cache"
+    shutil.copytree(d / "cache", root)
+    lora = root / "ensemble_lora"
+    torch.save(load_file(lora / "adapter_model.safetensors"), lora / "adapter_model.bin")
+    (lora / "adapter_model.safetensors").unlink()
+    emb = make_dreamsim("real", weights=str(root)).embed_images(fixture.images())
+    np.testing.assert_allclose(emb, np.array(expected["embeddings"]), atol=1e-5, rtol=0)
