@@ -172,6 +172,10 @@ TINY_NAMES = [
     "vgg19_gram",
     "pickscore",
     "image_reward",
+    "dreamsim",
+    "hpsv2",
+    "clip_vit_l14_336",
+    "clip_vit_l14_openai",
 ]
 
 

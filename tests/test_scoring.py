@@ -82,6 +82,13 @@ def test_one_forward_per_image_per_backbone(rendered) -> None:
         "vgg": 2 * 2 * 2,  # style_loss_base: loha's agnostic/style + the base's twins
         "pickscore": 2 * 4 * 2,  # trigger/alter/style/agnostic
         "image_reward": 2 * 4 * 2,
+        # dreamsim (train/trigger/alter + refs), dreamsim_base (agnostic/style + the base's
+        # twins), bleed_dreamsim (agnostic + refs)
+        "dreamsim": 2 * 5 * 2 + 3,
+        "hpsv2": 2 * 5 * 2,  # every prompt type
+        # cmmd (train/trigger/alter + refs), cmmd_base (agnostic + the base's twins)
+        "clip_vit_l14_336": 2 * 4 * 2 + 3,
+        "clip_vit_l14_openai": 2 * 5 * 2,  # the aesthetic head's backbone, every prompt type
     }
     assert forwards == expected
     assert embedded == sum(expected.values())

@@ -55,6 +55,10 @@ SPECS = {
     "clip_vit_l14": ClipSpec(
         "clip_vit_l14", "ViT-L-14", "datacomp_xl_s13b_b90k", "T2I_BENCH_CLIP_VIT_L14"
     ),
+    # OpenAI's ViT-L/14: what the LAION aesthetic predictor v2 was trained on
+    "clip_vit_l14_openai": ClipSpec(
+        "clip_vit_l14_openai", "ViT-L-14", "openai", "T2I_BENCH_CLIP_VIT_L14_OPENAI"
+    ),
 }
 
 
@@ -223,3 +227,8 @@ def _clip_vit_b32(profile: str, device: str = "cpu", **options: Any) -> ClipBack
 @register_backbone("clip_vit_l14")
 def _clip_vit_l14(profile: str, device: str = "cpu", **options: Any) -> ClipBackbone:
     return make_clip("clip_vit_l14", profile, device, **options)
+
+
+@register_backbone("clip_vit_l14_openai")
+def _clip_vit_l14_openai(profile: str, device: str = "cpu", **options: Any) -> ClipBackbone:
+    return make_clip("clip_vit_l14_openai", profile, device, **options)

@@ -65,6 +65,7 @@ class Group:
     features: Callable[[str, list[str]], np.ndarray] = field(repr=False)
     text_features: Callable[[str, list[str]], np.ndarray] = field(repr=False)
     backbone: Callable[[str], Any] = field(repr=False, default=None)  # role -> loaded Backbone
+    head: Callable[[str, str], Any] = field(repr=False, default=None)  # (head, role) -> Head
     templates: list[str] = field(default_factory=list)
     variants: dict[str, list[str | None]] = field(default_factory=dict)  # name -> sha per image
     notes: list[str] = field(default_factory=list)  # warnings metrics raise about their values
@@ -135,6 +136,7 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool] = True
     backbone: ClassVar[str | None] = None  # main backbone role: clip, dino, inception, …
     extra_backbones: ClassVar[tuple[str, ...]] = ()  # further roles it reads
+    head: ClassVar[str | None] = None  # a head applied to the backbone's cached embeddings
     prompt_types: ClassVar[tuple[str, ...]] = ()
     kind: ClassVar[str] = "set"  # "image" or "set"
     needs_text: ClassVar[bool] = False  # embeds texts(group) with its backbone's text encoder

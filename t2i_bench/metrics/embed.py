@@ -14,8 +14,10 @@ import numpy as np
 from PIL import Image
 
 from t2i_bench.backbones.base import Backbone, BackboneSpec, describe_backbone, load_backbone
+from t2i_bench.backbones.heads import Head, load_head
 from t2i_bench.concepts import Concept
 from t2i_bench.config import BackbonesConfig
+from t2i_bench.errors import BenchError
 from t2i_bench.hashing import file_sha256
 from t2i_bench.metrics.base import Group, Metric
 from t2i_bench.store import RunStore
@@ -46,11 +48,25 @@ class Backbones:
         """The loaded backbone of ``role`` (loaded on first use)."""
         if role not in self._built:
             name, options = self.config.role(role)
-            backbone = load_backbone(name, self.config.profile, self.device, **options)
+            same = [r for r in self._built if self.config.role(r) == (name, options)]
+            backbone = (  # one model per backbone and options, whatever role it plays
+                self._built[same[0]]
+                if same
+                else load_backbone(name, self.config.profile, self.device, **options)
+            )
             if hasattr(backbone, "batch_size"):
                 backbone.batch_size = self.config.batch_size
             self._built[role] = backbone
         return self._built[role]
+
+    def head(self, name: str, role: str) -> Head:
+        """Head ``name`` for the embeddings of ``role``; refused when the role's backbone is
+        not the one the head was trained on."""
+        head = load_head(name, self.config.profile, self.device)
+        backbone = self.config.role(role)[0]
+        if head.backbone != backbone:
+            raise BenchError(f"{name} reads {head.backbone} embeddings, but {role} is {backbone}")
+        return head
 
     @property
     def built(self) -> dict[str, Backbone]:

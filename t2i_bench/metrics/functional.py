@@ -424,3 +424,120 @@ def lpips_diversity(embeddings: ArrayLike) -> float:
     centred = e - e.mean(axis=0)
     total = n * float((centred * centred).sum())
     return total / (n * (n - 1) / 2)
+
+
+# ------------------------------------------------------------------ similarity to references
+
+
+def mean_similarity_to_refs(gen: ArrayLike, ref: ArrayLike) -> np.ndarray:
+    """(n,) mean cosine of each generated row to all reference rows.
+
+    Its mean over images is :func:`mean_pairwise_cosine`; with DreamSim embeddings it is
+    1 − (mean DreamSim distance to the references), since DreamSim's distance is 1 − cos.
+    """
+    g, r = l2_normalize(gen), l2_normalize(ref)
+    if len(g) == 0 or len(r) == 0:
+        raise ValueError("similarity to references needs generated and reference rows")
+    return g @ r.mean(axis=0)
+
+
+def bleed(own: ArrayLike, base: ArrayLike, ref: ArrayLike) -> np.ndarray:
+    """(n,) concept bleed per image pair: the adapter's image's mean cosine to the concept's
+    references minus that of the base model's image for the same prompt and seed (row i of
+    ``own`` and ``base``). Positive: the concept leaks into prompts that never mention it."""
+    a, b = _f64(own, 2, "own"), _f64(base, 2, "base")
+    if a.shape != b.shape:
+        raise ValueError(f"bleed: shapes {a.shape} and {b.shape} differ")
+    return mean_similarity_to_refs(a, ref) - mean_similarity_to_refs(b, ref)
+
+
+# ---------------------------------------------------------------------------- memorisation
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """Nearest-reference copy detection (see :func:`copy_detection`)."""
+
+    rate: float  # share of generated images flagged as copies
+    threshold: float  # cosine distance below which a generated image is a copy
+    is_copy: np.ndarray  # (n,) bool
+    nearest: np.ndarray  # (n,) index of each generated image's nearest reference
+    distance: np.ndarray  # (n,) cosine distance to that reference
+    reference_nn: np.ndarray  # (m,) each reference's distance to its nearest other reference
+
+
+def copy_detection(gen: ArrayLike, ref: ArrayLike, quantile: float = 0.0) -> CopyResult:
+    """Memorisation: which generated images are closer to a reference than references are to
+    each other.
+
+    Distances are cosine distances 1 − cos. The threshold is calibrated on the references:
+    each reference's distance to its nearest *other* reference (leave-one-out) gives a
+    distribution; the threshold is its ``quantile`` (0: the minimum, i.e. closer than any
+    two references are to each other). A generated image is a copy when its distance to its
+    nearest reference is strictly below the threshold.
+    """
+    g, r = l2_normalize(gen), l2_normalize(ref)
+    if len(r) < 2:
+        raise ValueError("copy detection needs at least 2 reference images to calibrate")
+    if len(g) == 0:
+        raise ValueError("copy detection needs at least one generated image")
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"quantile must be in [0, 1], got {quantile}")
+    within = 1.0 - r @ r.T
+    np.fill_diagonal(within, np.inf)
+    reference_nn = within.min(axis=1)
+    threshold = float(np.quantile(reference_nn, quantile))
+    dist = 1.0 - g @ r.T
+    nearest = dist.argmin(axis=1)
+    nearest_distance = dist[np.arange(len(g)), nearest]
+    is_copy = nearest_distance < threshold
+    return CopyResult(
+        float(is_copy.mean()), threshold, is_copy, nearest, nearest_distance, reference_nn
+    )
+
+
+# ----------------------------------------------------------------------------------- CMMD
+
+CMMD_SIGMA = 10.0  # Gaussian RBF bandwidth of CMMD (Jayasumana et al. 2024)
+CMMD_SCALE = 1000.0  # CMMD reports 1000 · MMD² for readability
+
+
+def rbf_mmd2(
+    x: ArrayLike,
+    y: ArrayLike,
+    sigma: float = CMMD_SIGMA,
+    scale: float = CMMD_SCALE,
+    biased: bool = True,
+) -> float:
+    """``scale`` · MMD² between the rows of ``x`` (n, d) and ``y`` (m, d) with the Gaussian RBF
+    kernel k(a, b) = exp(−‖a − b‖² / (2σ²)).
+
+    ``biased=True``: the minimum-variance V-statistic over all pairs, diagonal terms included
+    (Gretton et al. 2012, Eq. 5), as the published CMMD code computes it; ``biased=False``:
+    the unbiased U-statistic (within-set means exclude i = j).
+    """
+    a, b = _f64(x, 2, "x"), _f64(y, 2, "y")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"MMD: feature dims {a.shape[1]} and {b.shape[1]} differ")
+    n, m = a.shape[0], b.shape[0]
+    if n < 1 or m < 1 or (not biased and min(n, m) < 2):
+        raise ValueError(f"MMD needs non-empty sets (>= 2 each when unbiased), got {n} and {m}")
+    gamma = 1.0 / (2.0 * sigma**2)
+
+    def kernel(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        sq = (p * p).sum(1)[:, None] + (q * q).sum(1)[None, :] - 2.0 * p @ q.T
+        return np.exp(-gamma * np.maximum(sq, 0.0))
+
+    kxx, kyy, kxy = kernel(a, a), kernel(b, b), kernel(a, b)
+    if biased:
+        within = kxx.mean() + kyy.mean()
+    else:
+        within = (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+        within += (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    return float(scale * (within - 2.0 * kxy.mean()))
+
+
+def cmmd(gen: ArrayLike, ref: ArrayLike, biased: bool = True) -> float:
+    """CMMD (Jayasumana et al., CVPR 2024): 1000 · MMD² with a Gaussian RBF kernel (σ = 10) on
+    L2-normalised CLIP ViT-L/14@336 image embeddings (:func:`rbf_mmd2`)."""
+    return rbf_mmd2(l2_normalize(gen), l2_normalize(ref), CMMD_SIGMA, CMMD_SCALE, biased)

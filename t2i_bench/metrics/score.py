@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from t2i_bench.backbones.heads import head_identity
 from t2i_bench.concepts import Concept
 from t2i_bench.hashing import stable_hash
 from t2i_bench.metrics.base import SET_ITEM, Group, Metric, image_variants
@@ -86,6 +87,7 @@ def build_groups(
                 features=reader,
                 text_features=text_reader,
                 backbone=backbones.get,
+                head=backbones.head,
                 templates=[m.template for m in members],
                 variants=found,
             )
@@ -106,6 +108,8 @@ def group_identity(metric: Metric, group: Group, backbones: Backbones) -> str:
         "references": group.reference_shas,
         "variants": group.variants,
     }
+    if metric.head:  # the head's weights are part of the value (absent key: identities unchanged)
+        parts["head"] = head_identity(metric.head, backbones.config.profile)
     return stable_hash(parts)
 
 
