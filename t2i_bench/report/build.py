@@ -3,8 +3,9 @@
 ``write_report(run)`` writes into the run dir ``leaderboard.csv``, ``metrics.csv`` (the long
 format of docs/analysis.md), ``checkpoints.csv`` (the configs table), ``scores.parquet`` (every
 value with its image, prompt and seed), ``analysis/`` (:func:`run_analysis`) and ``report/``
-(``index.html``, assets, plots with their CSVs, thumbnails). ``analysis/`` and ``report/plots/``
-are rewritten on every call; thumbnails are kept (they are named by image key).
+(``index.html``, assets, plots with their CSVs, thumbnails). Plots and ``analysis/`` are
+memoised (:mod:`t2i_bench.report.cache`): redrawn only when their data or code changed, and
+stale plots are removed; thumbnails are kept (they are named by image key).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from t2i_bench.analysis.io import (
 from t2i_bench.errors import BenchError
 from t2i_bench.provenance import version_drift
 from t2i_bench.report import html
+from t2i_bench.report.cache import ReportMemo, memoised
 from t2i_bench.report.leaderboard import (
     Tradeoff,
     directions,
@@ -85,10 +87,21 @@ class Analysis:
 def write_report(run: Run, *, tradeoff: Tradeoff | None = None) -> list[Path]:
     """Write the tables, ``analysis/`` and ``report/index.html``; return the main paths."""
     root = Path(run.config.output_dir)
-    tables = write_tables(run, root)
-    analysis = analyze(run, root, tables)
-    board = write_table(analysis.leaderboard, root / "leaderboard.csv")
-    index = write_html(run, root, tables, analysis, tradeoff or Tradeoff.for_metrics(run.metrics))
+    with ReportMemo(root) as memo:  # only what changed is recomputed and redrawn
+        tables = write_tables(run, root)
+        inputs = (tables.metrics, tables.configs, directions(run.metrics), run.config.seed)
+        analysis = memo.call(
+            "analysis",
+            (*inputs, run.config.analysis),
+            lambda: analyze(run, root, tables),
+            code=(analyze, run_analysis),
+            outputs=root / "analysis",
+            returns=Analysis,
+        )
+        board = write_table(analysis.leaderboard, root / "leaderboard.csv")
+        trade = tradeoff or Tradeoff.for_metrics(run.metrics)
+        index = write_html(run, root, tables, analysis, trade)
+        memo.sweep(root / "report" / "plots")
     return [board, *tables.paths, root / "analysis", index]
 
 
@@ -197,7 +210,6 @@ def write_html(
 ) -> Path:
     """Plots, thumbnails and ``report/index.html``."""
     report_dir = root / "report"
-    shutil.rmtree(report_dir / "plots", ignore_errors=True)
     higher = directions(run.metrics)
     board = analysis.leaderboard
     headers, rows = html.leaderboard_view(board, higher)
@@ -241,7 +253,7 @@ def tradeoff_figure(
         )
     points = tradeoff_points(board, tradeoff, higher)
     x_label, y_label = tradeoff.x.describe(board), tradeoff.y.describe(board)
-    png = tradeoff_plot(points, x_label, y_label, report_dir / "plots" / "tradeoff")
+    png = memoised(tradeoff_plot)(points, x_label, y_label, report_dir / "plots" / "tradeoff")
     caption = (
         f"x: {x_label}; y: {y_label}; each point a checkpoint (mean over concepts), colour by "
         "algorithm, star: base model, ringed and joined: the Pareto front."
@@ -256,7 +268,8 @@ def metric_figures(
     figures = []
     for metric in present_metrics(board):
         stem = report_dir / "plots" / f"ci_{_slug(metric)}"
-        png = metric_ci_plot(ci_frame(board, metric), metric, higher.get(metric, True), stem)
+        frame = ci_frame(board, metric)
+        png = memoised(metric_ci_plot)(frame, metric, higher.get(metric, True), stem)
         caption = (
             f"{metric}: mean per checkpoint and prompt type with 95% bootstrap CIs over images "
             "(set metrics have one value per group, hence no interval)."
