@@ -84,15 +84,18 @@ def _prepare(
     ray_address: str | None = None,
     workers: int | None = None,
     gpus_per_task: float = 0.0,
+    **replan,
 ):
     from t2i_bench import runner
 
     if executor not in ("local", "ray"):
         raise BenchError(f"--executor must be 'local' or 'ray', not {executor!r}")
-    bench = runner.prepare(config, output, allow_pickle=allow_pickle)
+    bench = runner.prepare(config, output, allow_pickle=allow_pickle, **replan)
+    shown = set(replan["reuse"].warnings) if replan.get("reuse") else set()
     for warning in bench.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    if executor == "ray":
+        if warning not in shown:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if executor == "ray" and not replan.get("reuse"):
         from t2i_bench.executors import RayExecutor
 
         bench.executor = RayExecutor(
@@ -201,11 +204,76 @@ def run(
     workers: WorkersOpt = None,
     gpus_per_task: GpusOpt = 0.0,
     verbose: VerboseOpt = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="keep running: evaluate each checkpoint the globs match as soon as it is "
+            "completely written (Ctrl-C to stop)",
+        ),
+    ] = False,
+    until: Annotated[
+        int | None,
+        typer.Option(help="with --watch: stop once this many watched checkpoints are evaluated"),
+    ] = None,
+    poll: Annotated[
+        float, typer.Option(help="with --watch: seconds between looks (and a file's settle time)")
+    ] = 2.0,
 ) -> None:
     """Plan, generate, score and report: the whole benchmark, resumable."""
     stages = (_stage_generate, _stage_score, _stage_report, _finish)
     args = (config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    if watch:
+        _guarded(lambda: _watch(stages[:-1], args, until, poll, verbose))
+        return
+    if until is not None:
+        _fail(BenchError("--until needs --watch"))
     _run_stages(stages, *args, verbose=verbose)
+
+
+def _watch(
+    stages: tuple[Callable, ...], args: tuple, until: int | None, poll: float, verbose: bool
+) -> None:
+    """``run --watch``: the stages again each time watched checkpoints are complete, on one
+    open run (store, lock, executor, loaded models); the best checkpoint per axis after each."""
+    import functools
+
+    import pandas as pd
+
+    from t2i_bench import watch
+    from t2i_bench.config import load_config
+    from t2i_bench.runlog import RunLog
+
+    if until is not None and until < 1:
+        raise BenchError("--until must be at least 1")
+    if poll <= 0:
+        raise BenchError("--poll must be positive")
+    globs = watch.watched_globs(load_config(args[0], args[1]))
+    current: list = []
+
+    def evaluate(complete: list[Path]) -> None:
+        adjust = functools.partial(watch.only_complete, complete=complete)
+        bench = _prepare(*args, adjust=adjust, reuse=current[-1] if current else None)
+        if not current:
+            log.to_file(bench.config.output_dir / LOG_NAME)
+            say(f"watch: watching {', '.join(globs)} (Ctrl-C to stop)")
+        current[:] = [bench]
+        for stage in stages:
+            stage(bench)
+        board = pd.read_csv(bench.config.output_dir / "leaderboard.csv")
+        say(watch.best_line(board, bench.metrics))
+
+    def say(line: str) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
+    with RunLog(verbose=verbose, console=console) as log:
+        try:
+            watch.watch(globs, evaluate, until=until, poll=poll, allow_pickle=args[2], say=say)
+            if current:
+                _finish(current[-1])  # exit 1 when failures are recorded
+        finally:
+            if current:
+                current[-1].close()
 
 
 @app.command()

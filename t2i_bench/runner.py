@@ -66,9 +66,22 @@ class Run:
         return {c.name: [file_sha256(p) for p in c.image_paths] for c in self.concepts}
 
 
-def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: bool = False) -> Run:
-    """Load and validate everything, write the plan; no model is loaded here."""
+def prepare(
+    config_path: Path,
+    output_dir: Path | None = None,
+    allow_pickle: bool = False,
+    *,
+    adjust: Callable[[RunConfig], RunConfig] | None = None,
+    reuse: Run | None = None,
+) -> Run:
+    """Load and validate everything, write the plan; no model is loaded here.
+
+    ``adjust`` rewrites the loaded config first (``--watch`` keeps only the checkpoint
+    files that are completely written). ``reuse`` is an open run of the same folder whose
+    store, lock, executor and loaded backbones the new plan keeps (it must not be closed)."""
     config = load_config(Path(config_path), output_dir)
+    if adjust is not None:
+        config = adjust(config)
     concepts = [load_concept(p) for p in config.concepts]
     names = [c.name for c in concepts]
     if len(set(names)) != len(names):
@@ -78,8 +91,10 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     checkpoints = resolve_checkpoints(config, allow_pickle=allow_pickle)
     identity = base_identity(**config.base_model.model_dump(exclude={"name"}))
     plan = make_plan(config, checkpoints, concepts, prompt_set, identity, metrics)
-    store = RunStore(config.output_dir)
-    lock = store.lock()
+    if reuse is not None and Path(reuse.config.output_dir) != Path(config.output_dir):
+        raise BenchError(f"output_dir changed to {config.output_dir}", config_path)
+    store = reuse.store if reuse is not None else RunStore(config.output_dir)
+    lock = reuse.lock if reuse is not None else store.lock()
     atomic_write_bytes(config.output_dir / "config.yaml", dump_config(config).encode())
     store.write_plan(checkpoints, plan.jobs)
     record = provenance(config.model_dump(mode="json", exclude={"output_dir"}))
@@ -90,9 +105,14 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     warnings = [w for ckpt in checkpoints for w in ckpt.warnings]
     store.set_meta("warnings", warnings)
     warnings.extend(version_drift(history))
-    if lock.took_over:
+    if lock.took_over and reuse is None:
         warnings.append(f"took over the lock of a run that is gone ({lock.took_over})")
-    return Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)
+    run = Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)
+    if reuse is not None:
+        run.executor = reuse.executor
+        if (reuse.config.backbones, reuse.config.device) == (config.backbones, config.device):
+            run.backbones = reuse.backbones  # models already loaded stay loaded
+    return run
 
 
 def render_tasks(run: Run, existing: set[str]):
