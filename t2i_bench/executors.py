@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -37,9 +37,23 @@ class EmbedTask:
     images: tuple[bytes, ...]  # encoded image files
     options: tuple[tuple[str, object], ...] = ()  # the backbone's loader options
     batch_size: int = 32
+    role: str = ""  # the role the features are for (handed back with them)
 
 
-EmbedResult = tuple[tuple[str, ...], np.ndarray]  # (image shas, their features)
+EmbedWork = dict[str, dict[str, Path]]  # role -> image sha -> its file
+EmbedResult = tuple[str, tuple[str, ...], np.ndarray]  # (role, image shas, their features)
+
+
+def embed_schedule(work: EmbedWork, batch_size: int) -> list[tuple[str, tuple[str, ...]]]:
+    """The (role, image shas) batches every executor embeds: each role's images sorted, in
+    chunks of ``batch_size`` (so features never depend on the executor or on the other
+    roles), ordered by each chunk's last image so that roles sharing images meet them at
+    about the same time (an image is decoded once, for every role that reads it)."""
+    chunks = []
+    for role in sorted(work):
+        shas = sorted(work[role])
+        chunks += [(role, tuple(shas[i : i + batch_size])) for i in range(0, len(shas), batch_size)]
+    return sorted(chunks, key=lambda chunk: (chunk[1][-1], chunk[0]))
 
 
 def _decode(data: bytes):
@@ -62,7 +76,7 @@ class Executor(Protocol):
     ) -> Iterator[RenderResult]: ...
 
     def embed(
-        self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
+        self, backbones: Backbones, work: EmbedWork, batch_size: int
     ) -> Iterator[EmbedResult]: ...
 
     def close(self) -> None: ...
@@ -95,21 +109,130 @@ class LocalExecutor:
             yield encode(result)
 
     def embed(
-        self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
+        self, backbones: Backbones, work: EmbedWork, batch_size: int
     ) -> Iterator[EmbedResult]:
-        """Embed with the run's own backbone (loaded once, shared with the score stage)."""
-        backbone = backbones.get(role)
-        shas = sorted(items)
-        for start in range(0, len(shas), batch_size):
-            chunk = tuple(shas[start : start + batch_size])
-            images = [_decode(items[sha].read_bytes()) for sha in chunk]
-            yield chunk, backbone.embed_images(images)
+        """Embed with the run's own backbones (each loaded once, on first use, and shared
+        with the score stage) in the batches of :func:`embed_schedule`.
+
+        Three steps run side by side: a thread reads and decodes each image once for every
+        role that reads it (kept until its last batch), a thread runs the forward passes
+        (with the caller's torch thread count, so the features are the same as in series),
+        and the caller writes each batch's features while the next ones are computed."""
+        import torch
+
+        schedule = embed_schedule(work, batch_size)
+        if not schedule:
+            return
+        files = {sha: path for items in work.values() for sha, path in items.items()}
+        threads = torch.get_num_threads()
+        if not self.overlap:
+            images = decoded_batches(schedule, files)
+            yield from (_forward(backbones, *item) for item in images)
+            return
+
+        def forward(item: tuple[str, tuple[str, ...], list]) -> EmbedResult:
+            torch.set_num_threads(threads)  # per thread in OpenMP: as the caller's
+            return _forward(backbones, *item)
+
+        yield from pipelined(decoded_batches(schedule, files), forward)
 
     def close(self) -> None:
         self._renderers.clear()
 
 
+def _forward(backbones: Backbones, role: str, shas: tuple[str, ...], images: list) -> EmbedResult:
+    return role, shas, backbones.get(role).embed_images(images)
+
+
+def decoded_batches(
+    schedule: list[tuple[str, tuple[str, ...]]], files: dict[str, Path]
+) -> Iterator[tuple[str, tuple[str, ...], list]]:
+    """(role, shas, RGB images) per scheduled batch; each file is read and decoded once and
+    kept only until the last batch that reads it."""
+    from collections import Counter
+
+    left = Counter(sha for _, shas in schedule for sha in shas)
+    cache: dict[str, object] = {}
+    for role, shas in schedule:
+        images = []
+        for sha in shas:
+            if sha not in cache:
+                cache[sha] = _decode(files[sha].read_bytes())
+            images.append(cache[sha])
+            left[sha] -= 1
+            if not left[sha]:
+                del cache[sha]
+        yield role, shas, images
+
+
 _DONE = object()
+
+
+def pipelined(items: Iterable, *steps: Callable, depth: int = 2) -> Iterator:
+    """``steps`` applied to each item in turn, each step (and drawing the items) on its own
+    thread, at most ``depth`` results ahead of the next; results in order. An exception in
+    any thread is raised here; closing the generator early stops the threads."""
+    stop = threading.Event()
+
+    def put(out: queue.Queue, item: object) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(source: queue.Queue) -> object:
+        while not stop.is_set():
+            try:
+                return source.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return _DONE
+
+    def feed(out: queue.Queue) -> None:
+        try:
+            for item in items:
+                if not put(out, item):
+                    return
+        except BaseException as exc:  # handed down the line, raised by the consumer
+            put(out, exc)
+            return
+        put(out, _DONE)
+
+    def run(step: Callable, source: queue.Queue, out: queue.Queue) -> None:
+        while True:
+            item = get(source)
+            if item is _DONE or isinstance(item, BaseException):
+                put(out, item)
+                return
+            try:
+                result = step(item)
+            except BaseException as exc:
+                put(out, exc)
+                return
+            if not put(out, result):
+                return
+
+    queues = [queue.Queue(maxsize=depth) for _ in range(len(steps) + 1)]
+    threads = [threading.Thread(target=feed, args=(queues[0],), daemon=True)]
+    for step, source, out in zip(steps, queues, queues[1:], strict=False):
+        threads.append(threading.Thread(target=run, args=(step, source, out), daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            item = queues[-1].get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def render_ahead(renderer: Renderer, tasks: Iterable[RenderTask]) -> Iterator[RenderResult]:
@@ -168,7 +291,7 @@ class _RayWorker:
     def render(self, task: RenderTask) -> RenderResult:
         return self.renderer.run(task)
 
-    def embed(self, task: EmbedTask) -> tuple[tuple[str, ...], np.ndarray]:
+    def embed(self, task: EmbedTask) -> EmbedResult:
         from t2i_bench.backbones.base import load_backbone
 
         key = (task.backbone, task.profile, task.device, task.options)
@@ -178,7 +301,7 @@ class _RayWorker:
         backbone = self.backbones[key]
         if hasattr(backbone, "batch_size"):
             backbone.batch_size = task.batch_size
-        return task.shas, backbone.embed_images([_decode(b) for b in task.images])
+        return task.role, task.shas, backbone.embed_images([_decode(b) for b in task.images])
 
     def pid(self) -> int:
         return os.getpid()
@@ -247,16 +370,11 @@ class RayExecutor:
         yield from self._map("render", tasks)
 
     def embed(
-        self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
+        self, backbones: Backbones, work: EmbedWork, batch_size: int
     ) -> Iterator[EmbedResult]:
-        """Embedding batches on the workers, each loading the role's backbone once; the
-        driver loads nothing (it knows the backbone's identity from its spec)."""
-        name, options = backbones.config.role(role)
-        options = tuple(sorted(options.items()))
-        tasks = embed_tasks(
-            name, backbones.config.profile, backbones.device, items, batch_size, options
-        )
-        yield from self._map("embed", tasks)
+        """The batches of :func:`embed_schedule` on the workers, each loading a role's
+        backbone once; the driver loads nothing (it knows identities from the specs)."""
+        yield from self._map("embed", embed_tasks(backbones, work, batch_size))
 
     def worker_pids(self) -> list[int]:
         return self.ray.get([a.pid.remote() for a in self.actors])
@@ -269,17 +387,20 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def embed_tasks(
-    backbone: str,
-    profile: str,
-    device: str,
-    items: dict[str, Path],
-    batch_size: int,
-    options: tuple[tuple[str, object], ...] = (),
-) -> Iterator[EmbedTask]:
-    """Embedding work as tasks of ``batch_size`` images (sha -> file), read lazily."""
-    shas = sorted(items)
-    for i in range(0, len(shas), batch_size):
-        chunk = tuple(shas[i : i + batch_size])
-        images = tuple(items[s].read_bytes() for s in chunk)
-        yield EmbedTask(backbone, profile, device, chunk, images, options, batch_size)
+def embed_tasks(backbones: Backbones, work: EmbedWork, batch_size: int) -> Iterator[EmbedTask]:
+    """The batches of :func:`embed_schedule` as tasks carrying their image files' bytes (read
+    lazily, as the tasks are drawn)."""
+    files = {sha: path for items in work.values() for sha, path in items.items()}
+    for role, shas in embed_schedule(work, batch_size):
+        name, options = backbones.config.role(role)
+        images = tuple(files[sha].read_bytes() for sha in shas)
+        yield EmbedTask(
+            name,
+            backbones.config.profile,
+            backbones.device,
+            shas,
+            images,
+            tuple(sorted(options.items())),
+            batch_size,
+            role,
+        )

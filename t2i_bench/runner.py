@@ -201,21 +201,25 @@ def embed(run: Run, progress: Progress | None = None) -> int:
     needs = embedding_needs(groups(run), run.metrics, run.base.name)
     paths = {job.sha256: run.store.root / job.relpath for job in run.store.rendered_jobs()}
     paths.update(reference_shas(run.concepts))
-    batch = run.config.backbones.batch_size
-    count = 0
+    identities: dict[str, str] = {}  # one role per backbone identity: roles sharing a model
+    wanted: dict[str, set[str]] = {}
     for role in sorted(needs):
         identity = run.backbones.identity(role)
-        todo = sorted(needs[role] - run.store.embedded(identity))
-        done = 0
-        for shas, features in run.executor.embed(
-            run.backbones, role, {sha: paths[sha] for sha in todo}, batch
-        ):
-            run.store.put_embeddings(identity, dict(zip(shas, features, strict=True)))
-            done += len(shas)
-            if progress:
-                progress(role, done, len(todo))
-        count += len(todo)
-    return count
+        first = next((r for r, i in identities.items() if i == identity), role)
+        identities.setdefault(first, identity)
+        wanted.setdefault(first, set()).update(needs[role])
+    work = {
+        role: {sha: paths[sha] for sha in sorted(shas - run.store.embedded(identities[role]))}
+        for role, shas in wanted.items()
+    }
+    done = dict.fromkeys(work, 0)
+    batch = run.config.backbones.batch_size
+    for role, shas, features in run.executor.embed(run.backbones, work, batch):
+        run.store.put_embeddings(identities[role], dict(zip(shas, features, strict=True)))
+        done[role] += len(shas)
+        if progress:
+            progress(role, done[role], len(work[role]))
+    return sum(len(items) for items in work.values())
 
 
 def score(run: Run, progress: Progress | None = None) -> ScoreSummary:

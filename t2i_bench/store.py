@@ -380,7 +380,7 @@ class RunStore:
             conn.executemany(
                 "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)",
                 [
-                    (sha, backbone, np.asarray(v, dtype=dtype).tobytes(), int(v.shape[-1]), dtype)
+                    (sha, backbone, _blob(v, dtype), int(v.shape[-1]), dtype)
                     for sha, v in items.items()
                 ],
             )
@@ -398,7 +398,7 @@ class RunStore:
                 (backbone, *chunk),
             )
             for sha, blob, kind in rows:
-                found[sha] = np.frombuffer(blob, dtype=kind).astype(np.float32)
+                found[sha] = np.frombuffer(blob, dtype=kind).astype(np.float32, copy=False)
         missing = [s for s in shas if s not in found]
         if missing:
             raise KeyError(f"{len(missing)} images have no {backbone} embedding")
@@ -516,6 +516,11 @@ class RunStore:
     def failures(self) -> list[tuple[str, str, str]]:
         rows = self.conn.execute("SELECT stage, item, error FROM failures ORDER BY stage, item")
         return list(rows)
+
+
+def _blob(vector: np.ndarray, dtype: str) -> memoryview:
+    """A vector's bytes as ``dtype`` without copying it when it already is."""
+    return memoryview(np.ascontiguousarray(vector, dtype=dtype)).cast("B")
 
 
 def _finite(value: float) -> float | None:
