@@ -17,4 +17,7 @@ COMPARISONS = (
     "overlap",
     "demo_build",
     "first_run",
+    "rerun",
+    "gpu_generation",
+    "gpu_switching",
 )

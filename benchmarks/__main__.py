@@ -22,6 +22,7 @@ from benchmarks.common import (  # noqa: E402
     REPO,
     Context,
     Row,
+    Skipped,
     append_results,
     command_line,
     format_table,
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in COMPARISONS if not args.only or n in args.only]
     rows: list[Row] = []
     failed: list[str] = []
+    skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="t2i-bench-benchmarks-") as tmp:
         workdir = args.workdir or Path(tmp)
         ctx = Context(
@@ -92,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{time.perf_counter() - start:6.0f} s] {name} …", flush=True)
             try:
                 row = module.run(ctx)
+            except Skipped as why:
+                print(f"[{time.perf_counter() - start:6.0f} s] {name}: skipped: {why}", flush=True)
+                skipped.append(f"{name}: {why}")
+                continue
             except Exception:
                 traceback.print_exc()
                 failed.append(name)
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if failed:
             extra.append(f"failed: {', '.join(failed)} (see the command's output)")
+        extra.extend(f"skipped {line}" for line in skipped)
         mode = "quick" if args.quick else "full"
         entry = results_entry(rows, command_line(), mode, wall, (load_start, load_average()), extra)
         append_results(args.results, entry)

@@ -46,6 +46,11 @@ class Context:
         return self.cache[key]
 
 
+class Skipped(Exception):
+    """Raised by a comparison that cannot run on this machine (e.g. no GPU); its message
+    says why and is recorded with the results."""
+
+
 @dataclass
 class Row:
     """One comparison's outcome: both measurements, their ratio and the target."""

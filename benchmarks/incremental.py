@@ -1,12 +1,14 @@
-"""Comparison 3: adding 1 checkpoint to an evaluated run of 8 (target <= 0.2x the full run).
+"""Comparison 3: adding 1 checkpoint to an evaluated run of 8 (target <= 0.2x the first run,
+report stage included).
 
-A whole run through the runner (prepare, generate, embed, score) over the tiny base model and
-8 LyCORIS adapters, timed; then the same run folder with a 9th adapter added, timed. The
-report stage (``write_report``, the rest of the CLI's ``run``) is timed too: the ratio
-excludes it, the notes give the ratio with it. Tiny backbone profile, the 13-metric suite. A
-throwaway warm-up run first, so neither timed run pays the process's one-time initialisation.
-The first run is timed twice (fresh folders), the re-run three times (each on a copy of the
-evaluated folder); the best of each counts.
+A whole run through the runner (prepare, generate, embed, score) and the report stage
+(``write_report``, the rest of ``t2i-bench run``) over the tiny base model and 8 LyCORIS
+adapters, timed; then the same run folder with a 9th adapter added, timed. The ratio includes
+the report stage (it is incremental: only plots and analyses whose data changed are redrawn);
+the notes give each stage's time and the ratio without it. Tiny backbone profile, the
+13-metric suite. A throwaway warm-up run first, so neither timed run pays the process's
+one-time initialisation. The first run is timed twice (fresh folders), the re-run three times
+(each on a copy of the evaluated folder); the best of each counts.
 """
 
 from __future__ import annotations
@@ -75,30 +77,31 @@ def run(ctx: Context) -> Row:
         copy = root / f"again-{i}"
         shutil.copytree(root / "first-0", copy, ignore=shutil.ignore_patterns("run.lock"))
         agains.append(full_run(nine, copy))
-    first = min(firsts, key=lambda t: float(t["total"]))
-    again = min(agains, key=lambda t: float(t["total"]))
+    first = min(firsts, key=lambda t: float(t["with_report"]))
+    again = min(agains, key=lambda t: float(t["with_report"]))
     notes = (
         f"tiny profile; first run: {n} adapters + base, rendered {first['rendered']}, "
         f"embedded {first['embedded']}, scored {first['scored']} groups ({_stages(first)} s); "
         f"re-run with {n + 1}: rendered {again['rendered']}, embedded {again['embedded']}, "
         f"scored {again['scored']} ({again['cached']} cached) ({_stages(again)} s); "
-        f"with the report stage {again['with_report']:.1f} / {first['with_report']:.1f} s = "
-        f"{float(again['with_report']) / float(first['with_report']):.2f}; CPU-time ratio "
+        f"without the report stage {again['total']:.1f} / {first['total']:.1f} s = "
+        f"{float(again['total']) / float(first['total']):.2f}; CPU-time ratio (runner "
+        "stages) "
         f"{min(float(t['cpu']) for t in agains) / min(float(t['cpu']) for t in firsts):.3f}; "
         "best of "
         f"{len(firsts)} and {len(agains)} (first "
-        + ", ".join(f"{float(t['total']):.1f}" for t in firsts)
+        + ", ".join(f"{float(t['with_report']):.1f}" for t in firsts)
         + " s; re-run "
-        + ", ".join(f"{float(t['total']):.1f}" for t in agains)
-        + " s)"
+        + ", ".join(f"{float(t['with_report']):.1f}" for t in agains)
+        + " s, report included)"
     )
     return Row(
         NAME,
-        f"add 1 checkpoint to an evaluated run of {n} (runner stages)",
-        float(again["total"]),
-        float(first["total"]),
+        f"add 1 checkpoint to an evaluated run of {n} (report included)",
+        float(again["with_report"]),
+        float(first["with_report"]),
         "s",
-        float(again["total"]) / float(first["total"]),
+        float(again["with_report"]) / float(first["with_report"]),
         "time re-run / first run",
         "<=",
         0.2,

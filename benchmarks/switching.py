@@ -27,13 +27,14 @@ def _render(pipe, seeds, sampler) -> list[np.ndarray]:
     return [np.asarray(im) for im in render_batch(pipe, [PROMPT] * len(seeds), seeds, sampler)]
 
 
-def switching(folder, adapters, seeds, sampler) -> tuple[list, Clock]:
-    """Images per adapter and the time spent loading/switching (rendering excluded)."""
+def switching(folder, adapters, seeds, sampler, **load) -> tuple[list, Clock]:
+    """Images per adapter and the time spent loading/switching (rendering excluded);
+    ``load``: ``load_base_pipeline``'s device and dtype."""
     from t2i_bench.generation.adapters import AdapterSwitcher
     from t2i_bench.generation.pipeline import load_base_pipeline
 
     with clock() as spent:
-        pipe = load_base_pipeline(str(folder))
+        pipe = load_base_pipeline(str(folder), **load)
         switcher = AdapterSwitcher(pipe, str(folder))
     out = []
     for path in adapters:
@@ -46,14 +47,15 @@ def switching(folder, adapters, seeds, sampler) -> tuple[list, Clock]:
     return out, spent + step
 
 
-def reloading(folder, adapters, seeds, sampler) -> tuple[list, Clock]:
+def reloading(folder, adapters, seeds, sampler, **load) -> tuple[list, Clock]:
     from t2i_bench.generation.adapters import AdapterSwitcher
     from t2i_bench.generation.pipeline import load_base_pipeline
 
-    out, spent = [], Clock()
+    out, spent, pipe = [], Clock(), None
     for path in adapters:
         with clock() as step:
-            pipe = load_base_pipeline(str(folder))
+            pipe = None  # the previous pipeline is freed before the next one loads
+            pipe = load_base_pipeline(str(folder), **load)
             AdapterSwitcher(pipe, str(folder)).apply(path)
         spent += step
         out.append(_render(pipe, seeds, sampler))
