@@ -1,8 +1,8 @@
 """Plan: expand a config into image jobs with stable keys, grouped into render batches.
 
 An image's key hashes everything that determines its pixels: base model, checkpoint file
-and multiplier, prompt text, negative prompt, seed, sampler settings, device type, dtype and
-the generation code's version. Batches are fixed by the plan, so a resumed run renders exactly
+and multiplier, prompt text, negative prompt, seed, sampler settings, device type (and the
+CPU thread count), dtype and the generation code's version. Batches are fixed by the plan, so a resumed run renders exactly
 the batches an uninterrupted one would.
 """
 
@@ -91,13 +91,22 @@ def image_key_parts(config: RunConfig, base_identity: str) -> dict[str, object]:
     the generation code's version (batching never changes pixels, so it is left out)."""
     sampler = config.sampler.model_dump()
     sampler.pop("batch_size")
+    device = torch.device(config.device).type
     return {
         "base": base_identity,
         "sampler": sampler,
-        "device": torch.device(config.device).type,
+        "device": device,
         "dtype": config.dtype,
+        # CPU kernels round differently with another thread count (GPU kernels do not)
+        "threads": render_threads(config) if device == "cpu" else None,
         "generation": GENERATION_VERSION,
     }
+
+
+def render_threads(config: RunConfig) -> int:
+    """The CPU threads every render and embed worker uses: the config's, else this
+    machine's default."""
+    return config.threads or torch.get_num_threads()
 
 
 def make_plan(

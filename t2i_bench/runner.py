@@ -23,7 +23,7 @@ from t2i_bench.hashing import file_sha256
 from t2i_bench.metrics.base import Group, Metric, get_metric
 from t2i_bench.metrics.embed import Backbones, embedding_needs, reference_shas
 from t2i_bench.metrics.score import ScoreSummary, build_groups, score_baselines, score_groups
-from t2i_bench.plan import Plan, make_plan
+from t2i_bench.plan import Plan, make_plan, render_threads
 from t2i_bench.prompts import load_prompt_set
 from t2i_bench.provenance import extend_history, provenance, version_drift
 from t2i_bench.store import RunLock, RunStore, atomic_write_bytes
@@ -122,7 +122,7 @@ def pipeline_spec(run: Run) -> PipelineSpec:
         dtype=cfg.dtype,
         scheduler=cfg.sampler.scheduler,
         allow_pickle=run.allow_pickle,
-        threads=cfg.threads or torch.get_num_threads(),
+        threads=render_threads(cfg),
         config=cfg.base_model.config,
         vae=cfg.base_model.vae,
         prediction_type=cfg.base_model.prediction_type,

@@ -17,6 +17,9 @@ from t2i_bench.prompts import load_prompt_set
 from t2i_bench.store import RunStore
 
 
+KEY = "f44d39492c3c4a39cb52bc1861450437"  # with 2 CPU threads (tests/conftest.py)
+
+
 def _plan(concept_dir: Path, extra: str = "", checkpoints=None):
     config = load_config(write_config(concept_dir, extra))
     concepts = [load_concept(p) for p in config.concepts]
@@ -30,9 +33,9 @@ def test_keys_are_stable_and_distinct(concept_dir: Path) -> None:
     # 5 prompt types x 1 prompt x 2 seeds, every image distinct; the first key is pinned so
     # that any change to what enters a key is deliberate (it invalidates every cached image)
     assert len(first.jobs) == 10 and len(first.image_keys) == 10
-    # (changed in store version 2: the device type entered the key, the prompt set's name and
-    # version left it — the prompt text itself is what determines pixels)
-    assert first.jobs[0].key == "5da4b17636829cf96de56f9e7a9b715b"
+    # (changed in store version 2: the device type and CPU thread count entered the key, the
+    # prompt set's name and version left it — the prompt text itself determines pixels)
+    assert first.jobs[0].key == KEY
 
 
 def test_keys_change_with_everything_that_changes_pixels(concept_dir: Path) -> None:
@@ -40,6 +43,7 @@ def test_keys_change_with_everything_that_changes_pixels(concept_dir: Path) -> N
     assert base.isdisjoint(j.key for j in _plan(concept_dir, "seed: 7\n").jobs)
     assert base.isdisjoint(j.key for j in _plan(concept_dir, "dtype: bfloat16\n").jobs)
     assert base.isdisjoint(j.key for j in _plan(concept_dir, "device: meta\n").jobs)
+    assert base.isdisjoint(j.key for j in _plan(concept_dir, "threads: 3\n").jobs)
     steps = _plan(concept_dir, "sampler: {steps: 4, width: 64, height: 64}\n")
     assert base.isdisjoint(j.key for j in steps.jobs)
 
