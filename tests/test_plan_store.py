@@ -16,7 +16,6 @@ from t2i_bench.plan import make_plan
 from t2i_bench.prompts import load_prompt_set
 from t2i_bench.store import RunStore
 
-
 KEY = "f44d39492c3c4a39cb52bc1861450437"  # with 2 CPU threads (tests/conftest.py)
 
 
