@@ -52,6 +52,12 @@ def to_rgb(images: Sequence[Image.Image]) -> list[Image.Image]:
     return [im if im.mode == "RGB" else im.convert("RGB") for im in images]
 
 
+def pad_chunk(chunk: Sequence, size: int) -> list:
+    """``chunk`` padded to ``size`` items with copies of its last item."""
+    chunk = list(chunk)
+    return chunk + [chunk[-1]] * (size - len(chunk)) if chunk else chunk
+
+
 def batched_forward(
     items: Sequence,
     batch_size: int,
@@ -59,17 +65,22 @@ def batched_forward(
     forward: Callable[..., torch.Tensor],
     on_batch: Callable[[], None],
 ) -> np.ndarray:
-    """Apply ``forward(prepare(chunk))`` to chunks of ``items``; concatenate as float32 numpy."""
+    """Apply ``forward(prepare(chunk))`` to chunks of ``items``; concatenate as float32 numpy.
+
+    Every chunk holds exactly ``batch_size`` items (the last one padded with copies of its
+    last item, whose outputs are dropped): batched kernels round differently at another
+    batch size, and an embedding must not depend on how many others were missing with it."""
     if batch_size < 1:
         raise BenchError(f"batch_size must be >= 1, got {batch_size}")
     outs: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
+            chunk = pad_chunk(items[start : start + batch_size], batch_size)
             inputs = prepare(chunk)
             out = forward(**inputs) if isinstance(inputs, dict) else forward(inputs)
             on_batch()
-            outs.append(out.detach().float().cpu().numpy())
+            kept = min(batch_size, len(items) - start)
+            outs.append(out.detach().float().cpu().numpy()[:kept])
     if not outs:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outs, axis=0).astype(np.float32, copy=False)

@@ -33,6 +33,7 @@ from t2i_bench.backbones._torch import (
     TorchBackbone,
     check_profile,
     env_source,
+    pad_chunk,
     seeded,
     to_rgb,
     weights_label,
@@ -161,11 +162,12 @@ class InceptionBackbone(TorchBackbone):
                 for i in range(start, min(start + self.batch_size, len(rgb))):
                     groups[rgb[i].size].append(i)
                 for idx in groups.values():
-                    arr = np.stack([np.asarray(rgb[i], dtype=np.uint8) for i in idx])
+                    padded = pad_chunk(idx, self.batch_size)  # one batch shape: see pad_chunk
+                    arr = np.stack([np.asarray(rgb[i], dtype=np.uint8) for i in padded])
                     x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(self.device)
                     feats = self.net(x)[0]
                     self.forward_calls += 1
-                    out[idx] = feats.float().cpu().numpy()
+                    out[idx] = feats.float().cpu().numpy()[: len(idx)]
         return out
 
 

@@ -42,7 +42,9 @@ class Backbones:
         return self._specs[role]
 
     def identity(self, role: str) -> str:
-        return self.spec(role).identity
+        """The key of ``role``'s embeddings: its backbone's identity and the batch size every
+        embedding batch is padded to (batched kernels round differently at another size)."""
+        return f"{self.spec(role).identity}|batch={self.config.batch_size}"
 
     def get(self, role: str) -> Backbone:
         """The loaded backbone of ``role`` (loaded on first use)."""
@@ -108,24 +110,6 @@ def embedding_needs(
     return needs
 
 
-def embed_images(
-    store: RunStore,
-    backbone: Backbone,
-    items: dict[str, Path],
-    batch_size: int,
-    progress: Progress | None = None,
-) -> int:
-    """Embed the images (sha -> path) not yet cached for ``backbone``; returns how many."""
-    todo = sorted(set(items) - store.embedded(backbone.identity))
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        features = backbone.embed_images([_load_rgb(items[sha]) for sha in chunk])
-        store.put_embeddings(backbone.identity, dict(zip(chunk, features, strict=True)))
-        if progress:
-            progress(backbone.name, start + len(chunk), len(todo))
-    return len(todo)
-
-
 def embed_texts(
     store: RunStore, backbones: Backbones, role: str, texts: Iterable[str], batch_size: int
 ) -> int:
@@ -134,11 +118,11 @@ def embed_texts(
     todo = sorted(set(texts) - store.text_embedded(backbones.identity(role)))
     if not todo:
         return 0
-    backbone = backbones.get(role)
+    backbone, identity = backbones.get(role), backbones.identity(role)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         vectors = backbone.embed_texts(chunk)
-        store.put_text_embeddings(backbone.identity, dict(zip(chunk, vectors, strict=True)))
+        store.put_text_embeddings(identity, dict(zip(chunk, vectors, strict=True)))
     return len(todo)
 
 
