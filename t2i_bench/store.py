@@ -25,6 +25,7 @@ from PIL import Image
 from t2i_bench import faults
 from t2i_bench.errors import BenchError
 from t2i_bench.hashing import bytes_sha256
+from t2i_bench.images import open_rgb
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -249,8 +250,7 @@ class RunStore:
         return bad
 
     def load_image(self, key: str) -> Image.Image:
-        with Image.open(self.image_path(key)) as image:
-            return image.convert("RGB")
+        return open_rgb(self.image_path(key))
 
     # -- embeddings ----------------------------------------------------------------------
     def embedded(self, backbone: str) -> set[str]:
