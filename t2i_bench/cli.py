@@ -1,28 +1,100 @@
-"""The ``t2i-bench`` command line: thin wrappers around the stages in ``runner``."""
+"""The ``t2i-bench`` command line: thin wrappers around the stages in ``runner``.
+
+Exit codes: 0 done; 1 failures recorded in the store; 2 bad input or environment; 3 internal
+error (rerun with --debug); 130 interrupted. Every error is one line (t2i_bench/boundary.py).
+"""
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
+from t2i_bench.boundary import describe
 from t2i_bench.errors import BenchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-list_app = typer.Typer(no_args_is_help=True, help="List metrics, prompt sets or concepts.")
-app.add_typer(list_app, name="list")
 console = Console(stderr=True)
 out = Console()
+
+
+class _State:
+    """Set by the global options and the stages; read by the error boundary."""
+
+    debug = False
+    database: Callable[[], Path | None] | None = None
+
+
+def _cli_exceptions() -> tuple[type[BaseException], ...]:
+    """Exceptions that end a command on purpose (exit codes, usage errors): not errors to
+    describe. Typer may vendor click, so both click's and typer's own are listed."""
+    found: list[type[BaseException]] = [typer.Exit, typer.Abort]
+    found += [click.exceptions.Exit, click.ClickException, click.exceptions.Abort]
+    try:
+        from typer._click import exceptions as vendored
+
+        found += [vendored.ClickException]
+    except ImportError:  # typer releases that use click itself
+        pass
+    return tuple(found)
+
+
+class _Boundary(TyperGroup):
+    """The one error boundary: any exception from a command becomes one line and an exit
+    code (t2i_bench/boundary.py); ``--debug`` prints the traceback first."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _cli_exceptions():
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            outcome = describe(exc, _State.database)
+            if _State.debug:
+                traceback.print_exc(file=sys.stderr)
+            _error(outcome.message)
+            raise typer.Exit(outcome.code) from None
+
+
+app = typer.Typer(cls=_Boundary, add_completion=False, no_args_is_help=True, help=__doc__)
+list_app = typer.Typer(no_args_is_help=True, help="List metrics, prompt sets or concepts.")
+app.add_typer(list_app, name="list")
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of an error", envvar="T2I_DEBUG")
+    ] = False,
+) -> None:
+    _State.debug = debug
+    _State.database = None
+
+
+def _line(text: object) -> str:
+    """User text for rich: markup escaped (a trigger like [V] stays text), one line."""
+    return escape(str(text).replace("\r", " ").replace("\n", " "))
+
+
+def _error(message: str) -> None:
+    console.print(f"[bold red]error:[/] {_line(message)}", highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/] {_line(message)}", highlight=False, soft_wrap=True)
+
 
 ConfigArg = Annotated[Path, typer.Argument(help="run config (YAML)")]
 OutputOpt = Annotated[
@@ -39,6 +111,10 @@ RayAddressOpt = Annotated[
 ]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Ray workers (default: CPUs)")]
 GpusOpt = Annotated[float, typer.Option("--gpus-per-task", help="GPUs per Ray worker")]
+MaxImagesOpt = Annotated[
+    int | None,
+    typer.Option("--max-images", help="allow plans this large (overrides max_images)"),
+]
 
 
 @contextmanager
@@ -61,11 +137,6 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def _fail(exc: BenchError) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def _prepare(
     config: Path,
     output: Path | None,
@@ -74,14 +145,19 @@ def _prepare(
     ray_address: str | None = None,
     workers: int | None = None,
     gpus_per_task: float = 0.0,
+    max_images: int | None = None,
 ):
     from t2i_bench import runner
 
     if executor not in ("local", "ray"):
         raise BenchError(f"--executor must be 'local' or 'ray', not {executor!r}")
-    bench = runner.prepare(config, output, allow_pickle=allow_pickle)
+    if max_images is not None and max_images < 1:
+        raise BenchError(f"--max-images must be at least 1, not {max_images}")
+    _State.database = lambda: _database(config, output)
+    bench = runner.prepare(config, output, allow_pickle=allow_pickle, max_images=max_images)
+    _State.database = lambda: bench.store.db_path
     for warning in bench.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        _warn(warning)
     if executor == "ray":
         from t2i_bench.executors import RayExecutor
 
@@ -125,10 +201,19 @@ def _stage_score(run) -> None:
 
 def _stage_report(run) -> None:
     from t2i_bench.report.build import write_report
+    from t2i_bench.report.tables import unusable_images
 
+    unusable = unusable_images(run.store)
+    if unusable:
+        rows = run.store.image_rows()
+        _warn(
+            f"{run.store.root / 'images'}: {len(unusable)} of {len(rows)} images are missing or "
+            f"altered (e.g. {rows[unusable[0]][0]}); the report leaves them out and keeps "
+            "their metric values; `t2i-bench run` restores them"
+        )
     paths = write_report(run)
     for path in paths:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {_line(path)}", highlight=False)
 
 
 def _finish(run) -> None:
@@ -136,39 +221,27 @@ def _finish(run) -> None:
     if failures:
         console.print(f"[bold red]{len(failures)} failure(s)[/] recorded in the store:")
         for stage, item, error in failures[:20]:
-            console.print(f"  {stage} {item}: {error}", highlight=False, soft_wrap=True)
+            console.print(
+                f"  {_line(stage)} {_line(item)}: {_line(error)}", highlight=False, soft_wrap=True
+            )
         raise typer.Exit(1)
 
 
-def _guarded(action: Callable[[], None]) -> None:
-    try:
-        action()
-    except BenchError as exc:
-        _fail(exc)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        _fail(
-            BenchError(
-                f"{where}disk full ({exc.strerror}); everything written so far is kept: "
-                "free space and run the same command again"
-            )
-        )
+def _database(config: Path, output: Path | None) -> Path | None:
+    """The run's ``run.sqlite``, for a message about it."""
+    from t2i_bench.config import load_config
+
+    return (output or load_config(config).output_dir) / "run.sqlite"
 
 
-def _run_stages(stages: tuple[Callable, ...], *prepare_args) -> None:
+def _run_stages(stages: tuple[Callable, ...], *prepare_args, max_images: int | None = None) -> None:
     """Prepare a run, run ``stages`` on it, and always release its lock and store."""
-
-    def action() -> None:
-        bench = _prepare(*prepare_args)
-        try:
-            for stage in stages:
-                stage(bench)
-        finally:
-            bench.close()
-
-    _guarded(action)
+    bench = _prepare(*prepare_args, max_images=max_images)
+    try:
+        for stage in stages:
+            stage(bench)
+    finally:
+        bench.close()
 
 
 @app.command()
@@ -180,10 +253,12 @@ def run(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     gpus_per_task: GpusOpt = 0.0,
+    max_images: MaxImagesOpt = None,
 ) -> None:
     """Plan, generate, score and report: the whole benchmark, resumable."""
     stages = (_stage_generate, _stage_score, _stage_report, _finish)
-    _run_stages(stages, config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    args = (config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    _run_stages(stages, *args, max_images=max_images)
 
 
 @app.command()
@@ -195,10 +270,11 @@ def generate(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     gpus_per_task: GpusOpt = 0.0,
+    max_images: MaxImagesOpt = None,
 ) -> None:
     """Render every planned image the store lacks."""
-    stages = (_stage_generate,)
-    _run_stages(stages, config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    args = (config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
+    _run_stages((_stage_generate,), *args, max_images=max_images)
 
 
 @app.command()
@@ -209,15 +285,22 @@ def score(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
+    max_images: MaxImagesOpt = None,
 ) -> None:
     """Embed images and compute every metric value the store lacks."""
-    _run_stages((_stage_score,), config, output, allow_pickle, executor, ray_address, workers)
+    args = (config, output, allow_pickle, executor, ray_address, workers)
+    _run_stages((_stage_score,), *args, max_images=max_images)
 
 
 @app.command()
-def report(config: ConfigArg, output: OutputOpt = None, allow_pickle: PickleOpt = False) -> None:
+def report(
+    config: ConfigArg,
+    output: OutputOpt = None,
+    allow_pickle: PickleOpt = False,
+    max_images: MaxImagesOpt = None,
+) -> None:
     """Write the leaderboard and report from what the store holds."""
-    _run_stages((_stage_report,), config, output, allow_pickle)
+    _run_stages((_stage_report,), config, output, allow_pickle, max_images=max_images)
 
 
 @app.command()
@@ -237,20 +320,26 @@ def analyze(
 ) -> None:
     """CatBoost + SHAP over hyperparameters: on a run, or on any long metrics table."""
 
-    def from_tables() -> None:
-        from t2i_bench.analysis import read_configs_table, read_metrics_table
-        from t2i_bench.analysis.analyze import run_analysis
-        from t2i_bench.metrics.base import available_metrics
+    if config is not None:
+        _run_stages((_stage_report,), config, output, False)
+        return
+    from t2i_bench.analysis import read_configs_table, read_metrics_table
+    from t2i_bench.analysis.analyze import run_analysis
+    from t2i_bench.metrics.base import available_metrics
 
-        if table is None or configs is None:
-            raise BenchError("give a run CONFIG, or both --table and --configs")
-        metrics = read_metrics_table(table)
-        higher = {name: cls.higher_is_better for name, cls in available_metrics().items()}
-        with progress_bar() as update:
-            update("analyze", 0, 1)
+    if table is None or configs is None:
+        raise BenchError("give a run CONFIG, or both --table and --configs")
+    if folds < 2:
+        raise BenchError(f"--folds must be at least 2 (grouped cross-validation), not {folds}")
+    metrics = read_metrics_table(table)
+    hyper = read_configs_table(configs)
+    higher = {name: cls.higher_is_better for name, cls in available_metrics().items()}
+    with progress_bar() as update:
+        update("analyze", 0, 1)
+        try:
             result = run_analysis(
                 metrics,
-                read_configs_table(configs),
+                hyper,
                 out,
                 higher,
                 targets=target,
@@ -258,15 +347,12 @@ def analyze(
                 cv_folds=folds,
                 on_missing="drop",
             )
-            update("analyze", 1, 1)
-        for warning in result.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-        console.print(f"wrote {out}")
-
-    if config is None:
-        _guarded(from_tables)
-    else:
-        _run_stages((_stage_report,), config, output, False)
+        except ValueError as exc:  # the analysis refusing these tables, e.g. too few rows
+            raise BenchError(f"cannot analyse with --configs {configs}: {exc}", table) from None
+        update("analyze", 1, 1)
+    for warning in result.warnings:
+        _warn(warning)
+    console.print(f"wrote {_line(out)}", highlight=False)
 
 
 @app.command()
@@ -298,7 +384,7 @@ def doctor(
 
     problems = diagnose(config)
     for problem in problems:
-        console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]problem:[/] {_line(problem)}", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(1)
     console.print("doctor: no problems found")
@@ -315,18 +401,15 @@ def inspect(
     """Show each checkpoint's format and the hyperparameters read from it, and from where."""
     from t2i_bench.checkpoints import describe_checkpoint
 
-    def action() -> None:
-        for path in files:
-            info = describe_checkpoint(path, pattern, allow_pickle)
-            table = Table("hyperparameter", "value", "from", title=f"{path} ({info.format})")
-            for name, (value, source) in info.hyperparameters.items():
-                table.add_row(name, str(value), source)
-            out.print(table)
-            out.print(f"  tensors: {info.tensors}  modules: {info.modules}", highlight=False)
-            for warning in info.warnings:
-                out.print(f"  [yellow]warning:[/] {warning}", highlight=False)
-
-    _guarded(action)
+    for path in files:
+        info = describe_checkpoint(path, pattern, allow_pickle)
+        table = Table("hyperparameter", "value", "from", title=_line(f"{path} ({info.format})"))
+        for name, (value, source) in info.hyperparameters.items():
+            table.add_row(_line(name), _line(value), source)
+        out.print(table)
+        out.print(f"  tensors: {info.tensors}  modules: {_line(info.modules)}", highlight=False)
+        for warning in info.warnings:
+            out.print(f"  [yellow]warning:[/] {_line(warning)}", highlight=False)
 
 
 @list_app.command("metrics")
@@ -350,15 +433,12 @@ def list_prompts(
     """The prompt sets in a folder with their versions and sizes."""
     from t2i_bench.prompts import load_prompt_set
 
-    def action() -> None:
-        table = Table("file", "name", "version", "trigger", "alter", "style", "agnostic")
-        for path in sorted(folder.glob("*.yaml")):
-            ps = load_prompt_set(path)
-            sizes = [str(len(getattr(ps, k))) for k in ("trigger", "alter", "style", "agnostic")]
-            table.add_row(path.name, ps.name, str(ps.version), *sizes)
-        out.print(table)
-
-    _guarded(action)
+    table = Table("file", "name", "version", "trigger", "alter", "style", "agnostic")
+    for path in sorted(folder.glob("*.yaml")):
+        ps = load_prompt_set(path)
+        sizes = [str(len(getattr(ps, k))) for k in ("trigger", "alter", "style", "agnostic")]
+        table.add_row(_line(path.name), _line(ps.name), str(ps.version), *sizes)
+    out.print(table)
 
 
 @list_app.command("concepts")
@@ -368,14 +448,12 @@ def list_concepts(
     """The concepts in a folder with their descriptors and reference image counts."""
     from t2i_bench.concepts import find_concepts, load_concept
 
-    def action() -> None:
-        table = Table("file", "name", "descriptor", "category", "images")
-        for path in find_concepts(folder):
-            c = load_concept(path)
-            table.add_row(path.name, c.name, c.descriptor, c.category, str(len(c.image_paths)))
-        out.print(table)
-
-    _guarded(action)
+    table = Table("file", "name", "descriptor", "category", "images")
+    for path in find_concepts(folder):
+        c = load_concept(path)
+        row = (path.name, c.name, c.descriptor, c.category, str(len(c.image_paths)))
+        table.add_row(*map(_line, row))
+    out.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m t2i_bench`

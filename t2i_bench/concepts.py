@@ -90,7 +90,7 @@ def remove_trigger(prompt: str, trigger: str, class_word: str = "", rule: str = 
 
 def load_concept(path: Path) -> Concept:
     """Load a concept YAML; missing or empty image folders are one-line errors."""
-    data = load_yaml(path)
+    data = load_yaml(path, "concept")
     if not isinstance(data, dict):
         raise BenchError("a concept must be a YAML mapping", path)
     try:

@@ -29,12 +29,13 @@ def require_regular_file(path: str | Path, what: str = "file", allow_dir: bool =
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise BenchError(f"{what} not found", path) from None
+        raise BenchError(f"{what} file not found", path) from None
     except OSError as exc:
-        raise BenchError(f"cannot read {what} ({exc.strerror})", path) from None
+        raise BenchError(f"cannot read {what} file ({exc.strerror})", path) from None
     if stat.S_ISREG(mode) or (allow_dir and stat.S_ISDIR(mode)):
         return
-    expected = f"a {what} file" + (" or folder" if allow_dir else "")
+    article = "an" if what[:1].lower() in "aeiou" else "a"
+    expected = f"{article} {what} file" + (" or folder" if allow_dir else "")
     raise BenchError(f"{file_kind(mode)}, not {expected}", path)
 
 
@@ -43,12 +44,14 @@ def read_text(path: str | Path, what: str = "file", max_bytes: int = 1 << 20) ->
     require_regular_file(path, what)
     size = os.stat(path).st_size
     if size > max_bytes:
-        raise BenchError(f"{what} is {size:,} bytes, over the limit of {max_bytes:,} bytes", path)
+        raise BenchError(
+            f"{what} file is {size:,} bytes, over the limit of {max_bytes:,} bytes", path
+        )
     try:
         with open(path, "rb") as handle:
             data = handle.read(max_bytes + 1)
     except OSError as exc:
-        raise BenchError(f"cannot read {what} ({exc.strerror})", path) from None
+        raise BenchError(f"cannot read {what} file ({exc.strerror})", path) from None
     return decode_utf8(data, path, what)
 
 
@@ -60,6 +63,6 @@ def decode_utf8(data: bytes, path: str | Path, what: str = "file") -> str:
         line = data[: exc.start].count(b"\n") + 1
         byte = data[exc.start]
         raise BenchError(
-            f"{what} is not UTF-8 text (byte 0x{byte:02x} on line {line}); save it as UTF-8",
+            f"{what} file is not UTF-8 text (byte 0x{byte:02x} on line {line}); save it as UTF-8",
             path,
         ) from None

@@ -202,7 +202,7 @@ def test_fifo_and_folder_are_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
     start = time.monotonic()
-    with pytest.raises(BenchError, match=r"pipe.png: a FIFO \(named pipe\), not a image file"):
+    with pytest.raises(BenchError, match=r"pipe.png: a FIFO \(named pipe\), not an image file"):
         open_rgb(fifo)
     assert time.monotonic() - start < 5
     folder = tmp_path / "dir.png"
@@ -223,3 +223,23 @@ def test_corrupt_and_truncated_files(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match=r"j.png: unreadable image \(cannot identify"):
         open_rgb(junk)
     assert _pixels(rgb_from_bytes(good.getvalue()))[0] == [1, 2, 3]
+
+
+def test_every_decoder_of_the_project_uses_these_rules(tmp_path: Path) -> None:
+    """Concept checks, the embed stage, the store and the Ray decoder read a 16-bit PNG the
+    same way (it used to be read as pure white by ``convert("RGB")``)."""
+    from t2i_bench.executors import _decode
+    from t2i_bench.metrics.embed import _load_rgb
+    from t2i_bench.store import RunStore
+
+    values = np.array([[0, 32896, 65535]], np.uint16)
+    data = _png(values, color_type=0, depth=16)
+    path = tmp_path / "g16.png"
+    path.write_bytes(data)
+    store = RunStore(tmp_path / "run")
+    store.image_path("ab12").parent.mkdir(parents=True)
+    store.image_path("ab12").write_bytes(data)
+    expected = _gray(0, 128, 255)
+    for image in (_load_rgb(path), _decode(data), store.load_image("ab12")):
+        assert _pixels(image) == expected
+    store.close()
