@@ -66,7 +66,7 @@ def test_csv_cells_never_start_a_formula(concept_dir: Path, tmp_path: Path) -> N
     write_lycoris_file(load_base_pipeline("tiny", 0), adapter, seed=7)
     prompts = tmp_path / "p.yaml"
     text = (REPO / "prompts" / "default.yaml").read_text()
-    prompts.write_text(text.replace('trigger:\n  - "{}"', 'trigger:\n  - "=cmd|{}"'))
+    prompts.write_text(text.replace('"{} in a chef', '"=cmd|{} in a chef'))
     extra = (
         f"checkpoints: [{{path: '{adapter}', "
         "hyperparameters: {algo: '@SUM(A1)', offset: -0.5, note: '-x'}}]\n"

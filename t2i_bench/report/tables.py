@@ -51,7 +51,8 @@ def scores_frame(store: RunStore, concepts: list[Concept]) -> pd.DataFrame:
 
 def unusable_images(store: RunStore) -> list[str]:
     """Keys of recorded images whose PNG is gone, not a file, or altered since it was written
-    (hashed only when its mtime is after the row's creation, so a report stays cheap)."""
+    (hashed only when its mtime is after the row's creation, so a report stays cheap; a copy
+    that keeps an older mtime, ``cp -p``, is caught by ``run``, which hashes every PNG)."""
     rows = store.conn.execute(
         "SELECT image_key, relpath, sha256, created_at FROM images ORDER BY relpath"
     )
@@ -65,7 +66,7 @@ def unusable_images(store: RunStore) -> list[str]:
             continue
         if not stat.S_ISREG(info.st_mode):
             bad.append(key)
-        elif info.st_mtime > created + 1.0 and bytes_sha256(path.read_bytes()) != sha:
+        elif info.st_mtime > created and bytes_sha256(path.read_bytes()) != sha:
             bad.append(key)
     return bad
 
