@@ -347,7 +347,12 @@ def analyze(
                 cv_folds=folds,
                 on_missing="drop",
             )
-        except ValueError as exc:  # the analysis refusing these tables, e.g. too few rows
+        except Exception as exc:  # the analysis refusing these tables, e.g. too few rows
+            catboost = sys.modules.get("catboost")
+            if not isinstance(exc, ValueError) and not (
+                catboost is not None and isinstance(exc, catboost.CatBoostError)
+            ):
+                raise
             raise BenchError(f"cannot analyse with --configs {configs}: {exc}", table) from None
         update("analyze", 1, 1)
     for warning in result.warnings:

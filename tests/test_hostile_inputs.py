@@ -570,6 +570,24 @@ def analyze_latin1_table(w: Work):
     return args, table
 
 
+@case("column 'lr' has an infinite value (data row 2)")
+def analyze_infinite_hyperparameter(w: Work):
+    configs = w.root / "c.csv"
+    configs.write_text("checkpoint,lr\nbase,\na,inf\n")
+    return ["analyze", "--table", str(w.out / "metrics.csv"), "--configs", str(configs)], configs
+
+
+@case("cannot analyse with --configs", stage=True)
+def analyze_catboost_error(w: Work):
+    args = ["analyze", "--table", str(w.out / "metrics.csv")]
+    return [*args, "--configs", str(w.out / "checkpoints.csv")], w.out / "metrics.csv"
+
+
+@case("unusable SQLite database (database disk image is malformed)")
+def database_malformed_mid_run(w: Work):
+    return w.run(command="report"), w.out / "run.sqlite"
+
+
 @case("invalid regular expression '(?P<lr>[' (unterminated character set")
 def inspect_invalid_pattern(w: Work):
     return ["inspect", str(w.root / "a.safetensors"), "--pattern", "(?P<lr>["], "(?P<lr>["
@@ -612,13 +630,28 @@ def _patch(name: str, monkeypatch, work: Work) -> None:
         else:
             shutil.rmtree(work.out / "images")
             (work.out / "images").write_text("not a folder")
-    elif name in ("internal_error", "interrupted", "out_of_device_memory"):
+    elif name == "analyze_catboost_error":
+        import catboost
+
+        from t2i_bench.analysis import analyze
+
+        def fail_fit(*args, **kwargs):
+            raise catboost.CatBoostError("quantization.cpp: all targets are equal")
+
+        monkeypatch.setattr(analyze, "run_analysis", fail_fit)
+    elif name in (
+        "internal_error",
+        "interrupted",
+        "out_of_device_memory",
+        "database_malformed_mid_run",
+    ):
         from t2i_bench.report import build
 
         error = {
             "internal_error": RuntimeError("boom"),
             "interrupted": KeyboardInterrupt(),
             "out_of_device_memory": torch.OutOfMemoryError("CUDA out of memory. Tried 2 GiB"),
+            "database_malformed_mid_run": sqlite3.DatabaseError("database disk image is malformed"),
         }[name]
 
         def fail(*args, **kwargs):
