@@ -731,9 +731,11 @@ def _hang_fifo_reference(w: Work):
 
 
 def _hang_alias_bomb(w: Work):
-    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
-    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
-    w.config.write_text("\n".join(lines) + "\n")
+    """Anchors nested ten-fold nine times under a field that takes any value: a billion
+    strings once expanded, in a 600-byte file."""
+    values = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    values += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    w.set("checkpoints", "[{path: a.safetensors, hyperparameters: {" + ", ".join(values) + "}}]")
     return w.config, "YAML expands to more than 1,000,000 values through its aliases"
 
 
