@@ -43,12 +43,9 @@ EmbedResult = tuple[tuple[str, ...], np.ndarray]  # (image shas, their features)
 
 
 def _decode(data: bytes):
-    import io
+    from t2i_bench.images import rgb_from_bytes
 
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
+    return rgb_from_bytes(data)
 
 
 class Executor(Protocol):

@@ -27,6 +27,7 @@ from t2i_bench.plan import Plan, make_plan, render_threads
 from t2i_bench.prompts import load_prompt_set
 from t2i_bench.provenance import extend_history, provenance, version_drift
 from t2i_bench.store import RunLock, RunStore, atomic_write_bytes
+from t2i_bench.validate import check_prompts_and_plan
 
 Progress = Callable[[str, int, int], None]  # (task label, done, total)
 
@@ -66,15 +67,21 @@ class Run:
         return {c.name: [file_sha256(p) for p in c.image_paths] for c in self.concepts}
 
 
-def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: bool = False) -> Run:
+def prepare(
+    config_path: Path,
+    output_dir: Path | None = None,
+    allow_pickle: bool = False,
+    max_images: int | None = None,
+) -> Run:
     """Load and validate everything, write the plan; no model is loaded here."""
-    config = load_config(Path(config_path), output_dir)
+    config = load_config(Path(config_path), output_dir, max_images)
     concepts = [load_concept(p) for p in config.concepts]
     names = [c.name for c in concepts]
     if len(set(names)) != len(names):
         raise BenchError(f"concepts: duplicate concept names {names}", config_path)
     prompt_set = load_prompt_set(config.prompts.set)
     metrics = [get_metric(name) for name in config.metrics]
+    check_prompts_and_plan(config, concepts, prompt_set, config_path)
     checkpoints = resolve_checkpoints(config, allow_pickle=allow_pickle)
     identity = base_identity(**config.base_model.model_dump(exclude={"name"}))
     plan = make_plan(config, checkpoints, concepts, prompt_set, identity, metrics)

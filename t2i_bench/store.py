@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,16 @@ from PIL import Image
 from t2i_bench import faults
 from t2i_bench.errors import BenchError
 from t2i_bench.hashing import bytes_sha256
+from t2i_bench.images import open_rgb
+
+#: The item of a set metric's single value.
+SET_ITEM = "*"
+
+
+def score_item(metric: str, checkpoint: str, concept: str, prompt_type: str) -> str:
+    """How a metric group is named in failures and notes (scores_frame matches it in SQL)."""
+    return f"{metric}/{checkpoint}/{concept}/{prompt_type}"
+
 
 #: Version of the run folder's format (``PRAGMA user_version`` of run.sqlite). Bump it with
 #: every change to SCHEMA and add the step that migrates the previous version to MIGRATIONS.
@@ -364,8 +375,7 @@ class RunStore:
         return bad
 
     def load_image(self, key: str) -> Image.Image:
-        with Image.open(self.image_path(key)) as image:
-            return image.convert("RGB")
+        return open_rgb(self.image_path(key))
 
     # -- embeddings ----------------------------------------------------------------------
     def embedded(self, backbone: str) -> set[str]:
@@ -474,14 +484,45 @@ class RunStore:
             )
 
     def scores_frame(self) -> pd.DataFrame:
-        """Every stored value of a planned checkpoint: checkpoint, concept, prompt_type,
-        metric, item, value; in leaderboard order."""
+        """The stored values the current plan still justifies: checkpoint, concept,
+        prompt_type, metric, item, value, in leaderboard order. Left out: groups whose last
+        scoring failed, and set values of groups with no rendered image in the plan (a
+        checkpoint that now fails to load; the score stage removes them, this keeps a
+        report run before it honest too)."""
         return pd.read_sql_query(
             "SELECT s.checkpoint, s.concept, s.prompt_type, s.metric, s.item, s.value "
             "FROM scores s JOIN checkpoints c ON c.name = s.checkpoint "
+            "WHERE NOT EXISTS (SELECT 1 FROM failures f WHERE f.stage = 'score' AND f.item = "
+            "  s.metric || '/' || s.checkpoint || '/' || s.concept || '/' || s.prompt_type) "
+            "AND (s.item != :set_item OR EXISTS (SELECT 1 FROM jobs j "
+            "  JOIN images i ON i.image_key = j.image_key WHERE j.checkpoint = s.checkpoint "
+            "  AND j.concept = s.concept AND j.prompt_type = s.prompt_type)) "
             "ORDER BY c.position, s.concept, s.prompt_type, s.metric, s.item",
             self.conn,
+            params={"set_item": SET_ITEM},
         )
+
+    def unusable_images(self) -> list[str]:
+        """Keys of recorded images whose PNG is gone, not a file, or altered since it was
+        written (hashed only when its mtime is after the row's creation, so a report stays
+        cheap; a copy that keeps an older mtime, ``cp -p``, is caught by ``verify_images``,
+        which ``run`` calls and which hashes every PNG)."""
+        rows = self.conn.execute(
+            "SELECT image_key, relpath, sha256, created_at FROM images ORDER BY relpath"
+        )
+        bad = []
+        for key, rel, sha, created in rows:
+            path = self.root / rel
+            try:
+                info = path.stat()
+            except OSError:
+                bad.append(key)
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                bad.append(key)
+            elif info.st_mtime > created and bytes_sha256(path.read_bytes()) != sha:
+                bad.append(key)
+        return bad
 
     def group_means(self) -> dict[tuple[str, str, str], float]:
         """(metric, checkpoint, prompt_type) -> mean of the stored values."""

@@ -36,8 +36,9 @@ def concept_dir(tmp_path: Path) -> Path:
 
 
 def write_config(folder: Path, extra: str = "", name: str = "cfg.yaml") -> Path:
-    """A small run config over the ``concept_dir`` fixture's concept and the tiny base."""
-    text = (
+    """A small run config over the ``concept_dir`` fixture's concept and the tiny base;
+    top-level keys in ``extra`` replace the defaults (YAML duplicate keys are refused)."""
+    base = (
         "name: t\n"
         "output_dir: out\n"
         "base_model: {source: tiny}\n"
@@ -46,7 +47,10 @@ def write_config(folder: Path, extra: str = "", name: str = "cfg.yaml") -> Path:
         f"prompts: {{set: {REPO / 'prompts' / 'default.yaml'}, max_per_type: 1}}\n"
         "images_per_prompt: 2\n"
         "metrics: [clip_i, clip_t]\n"
-    ) + extra
+    )
+    given = {line.split(":", 1)[0] for line in extra.splitlines() if line[:1].isalpha()}
+    kept = [line for line in base.splitlines(True) if line.split(":", 1)[0] not in given]
+    text = "".join(kept) + extra
     path = folder / name
     path.write_text(text)
     return path

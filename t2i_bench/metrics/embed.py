@@ -19,6 +19,7 @@ from t2i_bench.concepts import Concept
 from t2i_bench.config import BackbonesConfig
 from t2i_bench.errors import BenchError
 from t2i_bench.hashing import file_sha256
+from t2i_bench.images import open_rgb
 from t2i_bench.metrics.base import Group, Metric
 from t2i_bench.store import RunStore
 
@@ -82,8 +83,7 @@ def reference_shas(concepts: Iterable[Concept]) -> dict[str, Path]:
 
 
 def _load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    return open_rgb(path)
 
 
 def embedding_needs(
