@@ -36,6 +36,13 @@ HF_WEIGHT_FILES = (
 )
 
 
+def brief(exc: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an exception on one line, at most ``limit`` characters of it."""
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def offline() -> bool:
     """True when the Hugging Face hub (and so every download) is switched off."""
     from huggingface_hub import constants

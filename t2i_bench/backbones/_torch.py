@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from t2i_bench.backbones._files import brief
 from t2i_bench.backbones.base import Backbone
 from t2i_bench.errors import BenchError
 
@@ -158,6 +159,6 @@ def hf_load(loader: Callable[..., object], source: str, what: str, **kwargs: obj
         return loader(os.path.expanduser(source), **kwargs)
     except Exception as exc:  # OSError / ValueError / hub errors
         raise BenchError(
-            f"cannot load {what} from {source!r} ({type(exc).__name__}: {str(exc)[:300]}); "
+            f"cannot load {what} from {source!r} ({brief(exc, 300)}); "
             "download it into the Hugging Face cache or pass a local directory"
         ) from exc

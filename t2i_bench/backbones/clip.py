@@ -28,7 +28,7 @@ from open_clip.factory import _find_checkpoint_in_dir
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 from PIL import Image
 
-from t2i_bench.backbones._files import expand, first_hub_file, hub_file
+from t2i_bench.backbones._files import brief, expand, first_hub_file, hub_file
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -214,8 +214,7 @@ def load_real_clip(src: ClipSource, device: str = "cpu") -> tuple[torch.nn.Modul
             tokenizer = open_clip.get_tokenizer(src.arch)
     except Exception as exc:  # open_clip raises RuntimeError/FileNotFoundError/ValueError
         raise BenchError(
-            f"cannot load open_clip {src.arch or 'model'} weights "
-            f"({type(exc).__name__}: {str(exc)[:300]})",
+            f"cannot load open_clip {src.arch or 'model'} weights ({brief(exc, 300)})",
             src.path,
         ) from exc
     return model.eval(), tokenizer

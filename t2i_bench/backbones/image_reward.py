@@ -47,6 +47,7 @@ from transformers import (
 
 from t2i_bench.backbones._files import (
     TOKENIZER_FILES,
+    brief,
     expand,
     hub_file,
     hub_optional_files,
@@ -385,7 +386,7 @@ def resolve_real(weights: str | None = None, tokenizer: str | None = None) -> Im
 
 def _bad_checkpoint(path: str, exc: Exception) -> BenchError:
     return BenchError(
-        f"cannot read ImageReward.pt ({type(exc).__name__}: {str(exc)[:200]}); it must be the "
+        f"cannot read ImageReward.pt ({brief(exc)}); it must be the "
         f"published state dict ({CHECKPOINT_URL}): download it again",
         path,
     )
@@ -441,7 +442,7 @@ def load_real_image_reward(
         tok = BertTokenizer.from_pretrained(src.tokenizer_folder)
     except Exception as exc:
         raise BenchError(
-            f"cannot load the BERT tokenizer ({type(exc).__name__}: {str(exc)[:200]})",
+            f"cannot load the BERT tokenizer ({brief(exc)})",
             src.tokenizer_folder,
         ) from exc
     tok = blip_tokenizer(tok)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from t2i_bench.backbones._files import local_file, torch_hub_file
+from t2i_bench.backbones._files import brief, local_file, torch_hub_file
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -145,7 +145,7 @@ def load_real_inception(weights: str | None = None) -> tuple[torch.nn.Module, st
         net = inception_from_state_dict(state_dict)
     except Exception as exc:
         raise BenchError(
-            f"cannot load the FID Inception weights ({type(exc).__name__}: {str(exc)[:200]}); "
+            f"cannot load the FID Inception weights ({brief(exc)}); "
             f"the file must be a state dict such as {WEIGHT_FILES[0]} ({WEIGHTS_URL})",
             path,
         ) from exc

@@ -26,7 +26,7 @@ import torchvision
 from PIL import Image
 from torchvision.transforms import v2 as T
 
-from t2i_bench.backbones._files import local_file, torch_hub_file
+from t2i_bench.backbones._files import brief, local_file, torch_hub_file
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -163,7 +163,7 @@ def load_real_lpips(
         sd = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
         features.load_state_dict(sd)  # the classifier's weights are never used
     except Exception as exc:
-        raise BenchError(f"cannot load AlexNet weights ({exc})", alex) from exc
+        raise BenchError(f"cannot load AlexNet weights ({brief(exc)})", alex) from exc
     model = LPIPSNet(features, read_lin_weights(lin_path)).eval()
     return model, _label(alex, lin_path)
 

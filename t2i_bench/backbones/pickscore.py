@@ -42,9 +42,10 @@ from t2i_bench.backbones._files import (
     hf_model_folder,
     hf_weight_files,
     hub_optional_files,
-    hub_snapshot,
     is_local,
+    missing_hub_message,
     present,
+    same_folder,
 )
 from t2i_bench.backbones._torch import (
     TINY_SEED,
@@ -192,6 +193,14 @@ class PickScoreSource:
 
 
 MODEL_HINT = "set backbones.pickscore.weights (or T2I_BENCH_PICKSCORE) to a save_pretrained folder"
+PUBLISHED_PROCESSOR_FILES = (
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+)
 PROC_HINT = (
     "set backbones.pickscore.processor (or T2I_BENCH_PICKSCORE_PROCESSOR) to a folder with "
     "the CLIP processor files"
@@ -199,13 +208,15 @@ PROC_HINT = (
 
 
 def _processor_files(source: str) -> tuple[str, list[str]]:
-    """(folder, files) of a CLIP processor: preprocessor_config.json and the tokenizer's."""
+    """(folder, files) of a CLIP processor: its config JSON and the tokenizer's files."""
     if is_local(source):
         folder = expand(source)
         files = present(folder, PROCESSOR_FILES)
     else:
-        folder = hub_snapshot(source, "preprocessor_config.json", PROC_HINT)
         files = hub_optional_files(source, PROCESSOR_FILES)
+        if not files:
+            raise BenchError(missing_hub_message(source, PUBLISHED_PROCESSOR_FILES, PROC_HINT))
+        folder = same_folder(files)
     names = {os.path.basename(f) for f in files}
     if not {"preprocessor_config.json", "processor_config.json"} & names:
         raise BenchError(

@@ -26,7 +26,7 @@ from PIL import Image
 from torchvision.models.vgg import make_layers
 from torchvision.transforms import v2 as T
 
-from t2i_bench.backbones._files import local_file, torch_hub_file
+from t2i_bench.backbones._files import brief, local_file, torch_hub_file
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -94,7 +94,7 @@ def load_real_vgg(
         sd = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
         features.load_state_dict(sd)
     except Exception as exc:
-        raise BenchError(f"cannot load VGG-19 weights ({exc})", path) from exc
+        raise BenchError(f"cannot load VGG-19 weights ({brief(exc)})", path) from exc
     return features.eval(), _label(path)
 
 
