@@ -74,6 +74,9 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
         raise BenchError(f"concepts: duplicate concept names {names}", config_path)
     prompt_set = load_prompt_set(config.prompts.set)
     metrics = [get_metric(name) for name in config.metrics]
+    backbones = Backbones(config.backbones, config.device)
+    for role in sorted({role for metric in metrics for role in metric.roles}):
+        backbones.spec(role)  # static: a missing weight file fails here, before any work
     checkpoints = resolve_checkpoints(config, allow_pickle=allow_pickle)
     identity = base_model_identity(config.base_model.source, config.base_model.seed)
     plan = make_plan(config, checkpoints, concepts, prompt_set, identity, metrics)
@@ -91,7 +94,9 @@ def prepare(config_path: Path, output_dir: Path | None = None, allow_pickle: boo
     warnings.extend(version_drift(history))
     if lock.took_over:
         warnings.append(f"took over the lock of a run that is gone ({lock.took_over})")
-    return Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)
+    run = Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)
+    run.backbones = backbones
+    return run
 
 
 def render_tasks(run: Run, existing: set[str]):
