@@ -183,6 +183,7 @@ def embed(run: Run, progress: Progress | None = None) -> int:
     paths.update(reference_shas(run.concepts))
     batch = run.config.backbones.batch_size
     count = 0
+    failed = {item for stage, item, _ in run.store.failures() if stage == "embed"}
     for role in sorted(needs):
         identity = run.backbones.identity(role)
         todo = sorted(needs[role] - run.store.embedded(identity))
@@ -190,7 +191,13 @@ def embed(run: Run, progress: Progress | None = None) -> int:
         for shas, features in run.executor.embed(
             run.backbones, role, {sha: paths[sha] for sha in todo}, batch
         ):
-            run.store.put_embeddings(identity, dict(zip(shas, features, strict=True)))
+            if isinstance(features, str):  # out of memory even alone: record, carry on
+                for sha in shas:
+                    run.store.record_failure("embed", f"{role}/{sha}", features)
+            else:
+                run.store.put_embeddings(identity, dict(zip(shas, features, strict=True)))
+                for item in failed.intersection(f"{role}/{sha}" for sha in shas):
+                    run.store.clear_failure("embed", item)
             done += len(shas)
             if progress:
                 progress(role, done, len(todo))

@@ -257,16 +257,18 @@ class ClipBackbone(TorchBackbone):
     def _count_text(self) -> None:
         self.text_forward_calls += 1
 
+    def _prepare_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(list(texts)).to(self.device)
+
+    def _forward_texts(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_text(tokens)
+
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Return an (n, d) float32 array of text features (not normalised)."""
         if len(texts) == 0:
             return np.zeros((0, self.feature_dim), dtype=np.float32)
         return batched_forward(
-            list(texts),
-            self.batch_size,
-            lambda chunk: self.tokenizer(list(chunk)).to(self.device),
-            self.model.encode_text,
-            self._count_text,
+            list(texts), self.batch_size, self._prepare_texts, self._forward_texts, self._count_text
         )
 
 

@@ -531,26 +531,34 @@ class ImageRewardBackbone(TorchBackbone):
         pairs = list(zip(range(len(prompts)), prompts, strict=True))
 
         def prepare(chunk: Sequence[tuple[int, str]]) -> dict[str, torch.Tensor]:
-            idx = [i for i, _ in chunk]
-            enc = self.tokenizer(
-                [p for _, p in chunk],
-                padding="max_length",
-                truncation=True,
-                max_length=MAX_TEXT_TOKENS,
-                return_tensors="pt",
-            )
-            tokens = torch.from_numpy(emb[idx]).view(len(idx), *self.tokens_shape)
-            return {
-                "tokens": tokens.to(self.device),
-                "input_ids": enc["input_ids"].to(self.device),
-                "attention_mask": enc["attention_mask"].to(self.device),
-            }
+            return self._prepare_pairs(emb[[i for i, _ in chunk]], [p for _, p in chunk])
 
         def count() -> None:
             self.text_forward_calls += 1
 
         out = batched_forward(pairs, self.batch_size, prepare, self.model.reward, count)
         return out.astype(np.float64)
+
+    def _prepare_pairs(self, embeddings: np.ndarray, prompts: Sequence[str]) -> dict[str, Any]:
+        """Image tokens (from embeddings) and tokenised prompts, on the model's device."""
+        enc = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            truncation=True,
+            max_length=MAX_TEXT_TOKENS,
+            return_tensors="pt",
+        )
+        tokens = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+        return {
+            "tokens": tokens.view(len(prompts), *self.tokens_shape).to(self.device),
+            "input_ids": enc["input_ids"].to(self.device),
+            "attention_mask": enc["attention_mask"].to(self.device),
+        }
+
+    def forward_reward_batch(self, embeddings: np.ndarray, prompts: Sequence[str]) -> torch.Tensor:
+        """Rewards of one batch of (image embedding, prompt) pairs, left on the device."""
+        with torch.inference_mode():
+            return self.model.reward(**self._prepare_pairs(embeddings, prompts))
 
     def score(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> np.ndarray:
         """(n,) rewards of ``images[i]`` for ``prompts[i]``."""

@@ -200,6 +200,14 @@ class InceptionBackbone(TorchBackbone):
         self.net = net.to(self.device).eval()
         self.preprocessing = preprocessing(int(net.INPUT_IMAGE_SIZE))
 
+    def _prepare_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """uint8 (n, 3, h, w) on the device; the images must share one size."""
+        arr = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(self.device)
+
+    def _forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net(pixels)[0]
+
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Return an (n, 2048) float32 array of pool3 features."""
         rgb = to_rgb(images)
@@ -210,9 +218,7 @@ class InceptionBackbone(TorchBackbone):
                 for i in range(start, min(start + self.batch_size, len(rgb))):
                     groups[rgb[i].size].append(i)
                 for idx in groups.values():
-                    arr = np.stack([np.asarray(rgb[i], dtype=np.uint8) for i in idx])
-                    x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(self.device)
-                    feats = self.net(x)[0]
+                    feats = self._forward_images(self._prepare_images([rgb[i] for i in idx]))
                     self.forward_calls += 1
                     out[idx] = feats.float().cpu().numpy()
         return out

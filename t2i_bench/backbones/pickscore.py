@@ -143,11 +143,12 @@ class PickScoreBackbone(TorchBackbone):
     ) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.name, self.profile, self.weights = "pickscore", profile, weights
+        self.logit_scale = float(model.logit_scale.detach().exp())  # read before moving
         self.model = model.to(self.device).eval()
         self.processor = processor
         self.preprocessing = preprocessing(processor)
         self.feature_dim = int(model.config.projection_dim)
-        self.logit_scale = float(model.logit_scale.detach().exp())
+
         self.text_forward_calls = 0
 
     def _prepare_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -167,7 +168,7 @@ class PickScoreBackbone(TorchBackbone):
         )
         return {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask")}
 
-    def _text_forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+    def _forward_texts(self, **inputs: torch.Tensor) -> torch.Tensor:
         return _pooled(self.model.get_text_features(**inputs))
 
     def _count_text(self) -> None:
@@ -178,7 +179,7 @@ class PickScoreBackbone(TorchBackbone):
         if len(texts) == 0:
             return np.zeros((0, self.feature_dim), dtype=np.float32)
         return batched_forward(
-            list(texts), self.batch_size, self._prepare_texts, self._text_forward, self._count_text
+            list(texts), self.batch_size, self._prepare_texts, self._forward_texts, self._count_text
         )
 
 

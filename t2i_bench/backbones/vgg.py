@@ -149,7 +149,7 @@ class GramFeatures(torch.nn.Module):
             b, c, h, w = f.shape
             flat = f.double().reshape(b, c, h * w)
             gram = flat @ flat.transpose(1, 2) / (c * h * w)
-            iu = torch.triu_indices(c, c)
+            iu = torch.triu_indices(c, c, device=gram.device)
             scale = torch.where(iu[0] == iu[1], 1.0, 2.0**0.5).to(gram)
             parts.append(gram[:, iu[0], iu[1]] * scale)
         return torch.cat(parts, dim=1).float()
