@@ -95,7 +95,10 @@ class LocalExecutor:
     def embed(
         self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
     ) -> Iterator[EmbedResult]:
-        """Embed with the run's own backbone (loaded once, shared with the score stage)."""
+        """Embed with the run's own backbone (loaded once, shared with the score stage; not
+        loaded at all when there is nothing to embed)."""
+        if not items:
+            return
         backbone = backbones.get(role)
         shas = sorted(items)
         for start in range(0, len(shas), batch_size):

@@ -405,6 +405,24 @@ class RunStore:
             raise KeyError(f"{len(missing)} images have no {backbone} embedding")
         return np.stack([found[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
 
+    def delete_embeddings(self, backbone: str, shas: Iterable[str]) -> int:
+        """Drop the image embeddings of ``shas`` for ``backbone``; returns how many."""
+        keys = [(backbone, sha) for sha in shas]
+        with self.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM embeddings WHERE backbone = ? AND sha256 = ?", keys)
+            return conn.total_changes - before
+
+    def reclaim_space(self, min_bytes: int = 64 << 20) -> int:
+        """Give the database file's free pages back to the disk (VACUUM) when they hold at
+        least ``min_bytes``; returns the bytes freed."""
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        if free < min_bytes:
+            return 0
+        self.conn.execute("VACUUM")
+        return free
+
     def text_embedded(self, backbone: str) -> set[str]:
         rows = self.conn.execute("SELECT text FROM text_embeddings WHERE backbone = ?", (backbone,))
         return {row[0] for row in rows}

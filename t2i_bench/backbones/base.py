@@ -47,6 +47,11 @@ class BackboneSpec:
     weight_files: tuple[str, ...] = ()  # files whose contents are the weights (and configs)
     settings: dict[str, Any] = field(default_factory=dict)  # other static facts that matter
     description: str = ""
+    # Large embeddings needed only to compute metric values (spatial LPIPS features, Gram
+    # matrices, ImageReward's image tokens): a run drops those of generated images once every
+    # value that reads them is stored, and embeds them again only if a value must be
+    # recomputed. Not part of the identity: it changes where features live, not what they are.
+    transient: bool = False
 
     @property
     def identity(self) -> str:

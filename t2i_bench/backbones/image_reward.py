@@ -472,12 +472,22 @@ def describe_image_reward(
     arch = "BLIP ViT (transformers BlipVisionModel) + BLIP med text encoder + reward MLP"
     if profile == "tiny":
         size = TINY_VISION["image_size"]
-        return BackboneSpec(NAME, "tiny", VERSION, arch, preprocessing(size), f"seed={TINY_SEED}")
+        return BackboneSpec(
+            NAME, "tiny", VERSION, arch, preprocessing(size), f"seed={TINY_SEED}", transient=True
+        )
     src = resolve_real(weights, tokenizer)
     _read_med_config(src.med_config)
     size = checkpoint_image_size(src.checkpoint)
     return BackboneSpec(
-        NAME, "real", VERSION, arch, preprocessing(size), src.label, src.files, description=HUB_ID
+        NAME,
+        "real",
+        VERSION,
+        arch,
+        preprocessing(size),
+        src.label,
+        src.files,
+        description=HUB_ID,
+        transient=True,  # 197 ViT-L tokens: 0.81 MB per image
     )
 
 

@@ -186,7 +186,13 @@ def describe_lpips(
     arch = "torchvision AlexNet features relu1..5 + LPIPS v0.1 linear weights"
     if profile == "tiny":
         return BackboneSpec(
-            NAME, "tiny", VERSION, arch, preprocessing(size or TINY_SIZE), f"seed={TINY_SEED}"
+            NAME,
+            "tiny",
+            VERSION,
+            arch,
+            preprocessing(size or TINY_SIZE),
+            f"seed={TINY_SEED}",
+            transient=True,
         )
     alex, lin = resolve_real(weights, alexnet_weights)
     return BackboneSpec(
@@ -197,6 +203,7 @@ def describe_lpips(
         preprocessing(size or REAL_SIZE),
         _label(alex, lin),
         (alex, lin),
+        transient=True,  # spatial features: 2.56 MB per image at 256 px
     )
 
 

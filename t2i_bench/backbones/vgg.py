@@ -117,12 +117,25 @@ def describe_vgg(
     if profile == "tiny":
         arch = f"VGG features {TINY_CFG}"
         return BackboneSpec(
-            NAME, "tiny", VERSION, arch, preprocessing(size or TINY_SIZE), f"seed={TINY_SEED}"
+            NAME,
+            "tiny",
+            VERSION,
+            arch,
+            preprocessing(size or TINY_SIZE),
+            f"seed={TINY_SEED}",
+            transient=True,
         )
     path = resolve_real(weights)
     arch = f"VGG features {cfg or VGG19_CFG}"
     return BackboneSpec(
-        NAME, "real", VERSION, arch, preprocessing(size or REAL_SIZE), _label(path), (path,)
+        NAME,
+        "real",
+        VERSION,
+        arch,
+        preprocessing(size or REAL_SIZE),
+        _label(path),
+        (path,),
+        transient=True,  # Gram upper triangles: 1.22 MB per image
     )
 
 
