@@ -294,9 +294,15 @@ def doctor(
     config: Annotated[Path | None, typer.Argument(help="run config to check (optional)")] = None,
 ) -> None:
     """Check this environment (and a run config) before a long run; exit 1 on any problem."""
-    from t2i_bench.doctor import diagnose
+    from t2i_bench.doctor import examine
 
-    problems = diagnose(config)
+    try:
+        found = examine(config)
+    except BenchError as exc:
+        _fail(exc)
+    problems = found.problems
+    for note in found.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     for problem in problems:
         console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
     if problems:
