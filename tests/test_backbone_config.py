@@ -97,6 +97,6 @@ def test_run_fails_on_missing_weights_before_any_work(concept_dir: Path) -> None
     with pytest.raises(BenchError) as err:
         runner.prepare(path)
     message = str(err.value)
-    assert "\n" not in message and "open_clip_model.safetensors" in message
+    assert "\n" not in message and "open_clip_pytorch_model.bin" in message
     assert "backbones.clip.weights" in message
     assert not (concept_dir / "out").exists()  # nothing planned, rendered or written

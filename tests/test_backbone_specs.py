@@ -382,10 +382,13 @@ def test_identity_is_the_weights_contents_not_their_path(tmp_path) -> None:
 # ----------------------------------------------------------- missing and broken weights
 
 MISSING = {
-    "clip_vit_l14": ("models--laion--CLIP-ViT-L-14-DataComp.XL-s13B-b90K", "open_clip_model"),
+    "clip_vit_l14": (
+        "models--laion--CLIP-ViT-L-14-DataComp.XL-s13B-b90K",
+        "open_clip_pytorch_model.bin",
+    ),
     "clip_vit_b32": ("models--timm--vit_base_patch32_clip_224.openai", "open_clip_model"),
     "dinov2_vitl14": ("models--facebook--dinov2-large", "config.json model.safetensors"),
-    "dino_vits16": ("models--facebook--dino-vits16", "config.json model.safetensors"),
+    "dino_vits16": ("models--facebook--dino-vits16", "config.json pytorch_model.bin"),
     "inception_v3_fid": ("hub/checkpoints", "pt_inception-2015-12-05-6726825d.pth"),
     "lpips_alex": ("hub/checkpoints", "alexnet-owt-7be5be79.pth"),
     "vgg19_gram": ("hub/checkpoints", "vgg19-dcbb9e9d.pth"),

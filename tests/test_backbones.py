@@ -236,7 +236,7 @@ def test_dino_real_missing_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.delenv("T2I_BENCH_DINO_VITS16", raising=False)
     with pytest.raises(
         BenchError,
-        match="missing config.json model.safetensors "
+        match="missing config.json pytorch_model.bin "
         "preprocessor_config.json of https://huggingface.co/facebook/dino-vits16",
     ):
         load_backbone("dino_vits16", "real")

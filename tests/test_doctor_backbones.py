@@ -47,7 +47,7 @@ def test_doctor_names_the_missing_weight_file_in_one_line(concept_dir: Path) -> 
     assert result.exit_code == 1
     problems = _lines(result.output, "problem: ")
     assert len(problems) == 1  # clip_i and clip_t need one backbone: CLIP ViT-L/14
-    assert "open_clip_model.safetensors" in problems[0]
+    assert "open_clip_pytorch_model.bin" in problems[0]
     assert "hf download laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K" in problems[0]
     assert "backbones.clip.weights" in problems[0]
     assert not _lines(result.output, "note: ")  # no estimate from an incomplete check

@@ -103,12 +103,16 @@ def missing_hub_message(repo: str, filenames: Sequence[str], hint: str) -> str:
     )
 
 
-def first_hub_file(repo: str, filenames: Sequence[str], hint: str) -> str:
-    """The first of ``filenames`` the repo provides (cached, or downloaded when online)."""
+def first_hub_file(
+    repo: str, filenames: Sequence[str], hint: str, ask_for: Sequence[str] = ()
+) -> str:
+    """The first of ``filenames`` the repo provides (cached, or downloaded when online);
+    the message asks for ``ask_for`` (the files the published repo has), by default the
+    first name."""
     for name in filenames:
         if (path := hub_file(repo, name, hint, required=False)) is not None:
             return path
-    raise BenchError(missing_hub_message(repo, filenames[:1], hint))
+    raise BenchError(missing_hub_message(repo, ask_for or filenames[:1], hint))
 
 
 def hub_snapshot(repo: str, filename: str, hint: str, with_files: Sequence[str] = ()) -> str:
@@ -188,7 +192,7 @@ def hf_model_folder(
             for shard in shards:
                 hub_file(source, shard, hint)
         return folder
-    raise BenchError(missing_hub_message(source, HF_WEIGHT_FILES[:1], hint))
+    raise BenchError(missing_hub_message(source, with_files[:1] or HF_WEIGHT_FILES[:1], hint))
 
 
 def present(folder: str, names: Sequence[str]) -> list[str]:

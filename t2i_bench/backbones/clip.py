@@ -55,12 +55,23 @@ class ClipSpec:
     arch: str  # open_clip model name
     tag: str  # open_clip pretrained tag
     env_var: str  # environment variable that may point at local weights
+    published_file: str  # the weights file of the tag's hub repo (main branch)
 
 
 SPECS = {
-    "clip_vit_b32": ClipSpec("clip_vit_b32", "ViT-B-32", "openai", "T2I_BENCH_CLIP_VIT_B32"),
+    "clip_vit_b32": ClipSpec(
+        "clip_vit_b32",
+        "ViT-B-32",
+        "openai",
+        "T2I_BENCH_CLIP_VIT_B32",
+        "open_clip_model.safetensors",  # timm/vit_base_patch32_clip_224.openai
+    ),
     "clip_vit_l14": ClipSpec(
-        "clip_vit_l14", "ViT-L-14", "datacomp_xl_s13b_b90k", "T2I_BENCH_CLIP_VIT_L14"
+        "clip_vit_l14",
+        "ViT-L-14",
+        "datacomp_xl_s13b_b90k",
+        "T2I_BENCH_CLIP_VIT_L14",
+        "open_clip_pytorch_model.bin",  # laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K
     ),
 }
 
@@ -124,7 +135,7 @@ def _arch_preprocess(arch: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return merge_preprocess_dict({**vars(PreprocessCfg()), "size": size}, overrides)
 
 
-def _tag_file(arch: str, tag: str, hint: str) -> str:
+def _tag_file(arch: str, tag: str, hint: str, ask_for: str = "") -> str:
     """The checkpoint open_clip reads for a published tag (hub repo preferred, as it does)."""
     cfg = open_clip.get_pretrained_cfg(arch, tag)
     if not cfg:
@@ -136,7 +147,7 @@ def _tag_file(arch: str, tag: str, hint: str) -> str:
         names = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
         if filename.endswith((".bin", ".pth")):
             names.insert(0, filename[:-4] + ".safetensors")
-        return first_hub_file(repo, names, hint)
+        return first_hub_file(repo, names, hint, [ask_for] if ask_for else [])
     url = cfg["url"]  # open_clip's own download cache for URL-only tags
     path = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))
     if not os.path.isfile(path):
@@ -183,7 +194,8 @@ def resolve_real(name: str, weights: str | None = None, arch: str | None = None)
         path = expand(source)
         return ClipSource("file", arch, path, (path,), pp, quick_gelu, weights_label(path))
     tag_pp, quick_gelu = _tag_defaults(arch, source)
-    path = _tag_file(arch, source, hint)
+    published = spec.published_file if source == spec.tag else ""
+    path = _tag_file(arch, source, hint, published)
     pp = _arch_preprocess(arch, tag_pp)
     return ClipSource("file", arch, path, (path,), pp, quick_gelu, f"{arch}/{source}")
 

@@ -64,6 +64,7 @@ class DinoSpec:
     model_cls: type
     config_cls: type
     tiny_config: dict[str, Any]
+    published_weights: str  # the weight file of the hub repo's main branch
 
 
 SPECS = {
@@ -81,6 +82,7 @@ SPECS = {
             patch_size=14,
             image_size=56,
         ),
+        "model.safetensors",
     ),
     "dino_vits16": DinoSpec(
         "dino_vits16",
@@ -97,6 +99,7 @@ SPECS = {
             image_size=64,
             qkv_bias=True,
         ),
+        "pytorch_model.bin",  # main has no safetensors (only an open PR does)
     ),
 }
 
@@ -188,7 +191,7 @@ def resolve_real(name: str, weights: str | None = None, processor: str | None = 
     spec = SPECS[name]
     hint = _hint(spec)
     source = weights or env_source(spec.env_var, spec.hub_id) or spec.hub_id
-    with_files = ("model.safetensors",) + (() if processor else (PROCESSOR_CONFIG,))
+    with_files = (spec.published_weights,) + (() if processor else (PROCESSOR_CONFIG,))
     folder = hf_model_folder(source, f"{name} model", hint, with_files)
     proc_folder = _processor_folder(processor or source, hint)
     files = (
