@@ -246,7 +246,7 @@ def _database(config: Path, output: Path | None) -> Path | None:
     """The run's ``run.sqlite``, for a message about it."""
     from t2i_bench.config import load_config
 
-    return (output or load_config(config).output_dir) / "run.sqlite"
+    return (output or load_config(config, here=False).output_dir) / "run.sqlite"
 
 
 def _run_stages(
@@ -493,9 +493,12 @@ def doctor(
     config: Annotated[Path | None, typer.Argument(help="run config to check (optional)")] = None,
 ) -> None:
     """Check this environment (and a run config) before a long run; exit 1 on any problem."""
-    from t2i_bench.doctor import diagnose
+    from t2i_bench.doctor import examine
 
-    problems = diagnose(config)
+    found = examine(config)
+    problems = found.problems
+    for note in found.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     for problem in problems:
         console.print(f"[bold red]problem:[/] {_line(problem)}", highlight=False, soft_wrap=True)
     if problems:
@@ -511,7 +514,7 @@ def plan(config: ConfigArg) -> None:
 
     def action() -> None:
         est = estimate(config)
-        for line in describe(est, load_config(config)):
+        for line in describe(est, load_config(config, here=False)):
             out.print(line, highlight=False, soft_wrap=True)
         for note in est.notes:
             console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

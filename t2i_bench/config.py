@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -154,25 +154,80 @@ class PromptsConfig(_Strict):
         return _distinct(value)
 
 
+ClipBackbone = Literal["clip_vit_b32", "clip_vit_l14", "clip_vit_l14_openai", "clip_vit_l14_336"]
+DinoBackbone = Literal["dinov2_vitl14", "dino_vits16"]
+
+
+class BackboneChoice(BaseModel):
+    """A role's backbone with loader options, e.g. ``{name: clip_vit_l14, weights: PATH}``.
+
+    ``name`` defaults to the role's default backbone; every other key goes to the backbone's
+    loader unchanged (``weights``, ``tokenizer``, ``processor`` and backbone-specific ones such
+    as LPIPS's ``alexnet_weights``; docs/models.md lists them). A key the backbone does not
+    take is one line when the run starts. Options win over the ``T2I_BENCH_*`` variables."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    weights: str | None = Field(None, description="weights: local file/folder or hub id/tag")
+    tokenizer: str | None = Field(None, description="tokenizer folder or hub id")
+    processor: str | None = Field(None, description="image processor folder or hub id")
+
+    def options(self) -> dict[str, Any]:
+        """The loader options: every key but ``name`` that is set."""
+        data = {"weights": self.weights, "tokenizer": self.tokenizer, "processor": self.processor}
+        data.update(self.model_extra or {})
+        return {k: v for k, v in data.items() if v is not None}
+
+
 class BackbonesConfig(_Strict):
-    """Which registered backbone plays each role; metrics ask for roles, never models."""
+    """Which registered backbone plays each role; metrics ask for roles, never models.
+
+    A role is a backbone name (``clip: clip_vit_b32``) or a :class:`BackboneChoice` with loader
+    options (``clip: {name: clip_vit_l14, weights: /models/clip}``)."""
 
     profile: Literal["tiny", "real"] = "tiny"
-    clip: Literal["clip_vit_b32", "clip_vit_l14", "clip_vit_l14_openai", "clip_vit_l14_336"] = (
-        "clip_vit_l14"
-    )
-    dino: Literal["dinov2_vitl14", "dino_vits16"] = "dinov2_vitl14"
-    inception: str = "inception_v3_fid"
-    lpips: str = "lpips_alex"
-    vgg: str = "vgg19_gram"
-    pickscore: str = "pickscore"
-    image_reward: str = "image_reward"
+    clip: ClipBackbone | BackboneChoice = "clip_vit_l14"
+    dino: DinoBackbone | BackboneChoice = "dinov2_vitl14"
+    inception: str | BackboneChoice = "inception_v3_fid"
+    lpips: str | BackboneChoice = "lpips_alex"
+    vgg: str | BackboneChoice = "vgg19_gram"
+    pickscore: str | BackboneChoice = "pickscore"
+    image_reward: str | BackboneChoice = "image_reward"
     batch_size: int = Field(32, ge=1)
+
+    @model_validator(mode="after")
+    def _known_names(self) -> BackbonesConfig:
+        for role, allowed in (("clip", ClipBackbone), ("dino", DinoBackbone)):
+            value = getattr(self, role)
+            if isinstance(value, BackboneChoice) and value.name is not None:
+                if value.name not in get_args(allowed):
+                    names = ", ".join(repr(n) for n in get_args(allowed))
+                    raise ValueError(f"{role}.name must be one of {names}, not {value.name!r}")
+        return self
 
     def role(self, role: str) -> tuple[str, dict[str, Any]]:
         """The registered backbone that plays ``role`` and its loader options (a role that is
         not a field names the backbone itself, for plugins)."""
-        return str(getattr(self, role, None) or role), {}
+        value = getattr(self, role, None) if role in type(self).model_fields else None
+        if isinstance(value, BackboneChoice):
+            return value.name or str(type(self).model_fields[role].default), value.options()
+        return str(value or role), {}
+
+    def resolve_paths(self, root: Path) -> None:
+        """Make the options that name files relative to the config's folder absolute."""
+        for role in type(self).model_fields:
+            choice = getattr(self, role)
+            if not isinstance(choice, BackboneChoice):
+                continue
+            for key, value in choice.options().items():
+                if not isinstance(value, str):
+                    continue
+                path = Path(value).expanduser()
+                if not path.is_absolute() and (root / path).exists():
+                    path = (root / path).resolve()
+                if path.is_absolute():
+                    setattr(choice, key, str(path))
 
 
 class AnalysisConfig(_Strict):
@@ -285,6 +340,7 @@ class RunConfig(_Strict):
                 ckpt.path = absolute(ckpt.path)
             if ckpt.glob is not None and not Path(ckpt.glob).is_absolute():
                 ckpt.glob = str(root / ckpt.glob)
+        data.backbones.resolve_paths(root)
         base = data.base_model
         for field in ("source", "config", "vae"):
             src = getattr(base, field)
@@ -322,10 +378,14 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def load_config(
-    path: Path, output_dir: Path | None = None, max_images: int | None = None
+    path: Path,
+    output_dir: Path | None = None,
+    max_images: int | None = None,
+    here: bool = True,
 ) -> RunConfig:
-    """Load, validate and resolve a run config; check that referenced files exist and the
-    device is present (``max_images`` overrides the config's)."""
+    """Load, validate and resolve a run config; check that referenced files exist and, when
+    it is to run ``here``, that its device is present (``max_images`` overrides the
+    config's). ``t2i-bench plan`` estimates a run meant for another machine: ``here=False``."""
     path = Path(path)
     data = load_yaml(path, "config")
     if not isinstance(data, dict):
@@ -356,7 +416,8 @@ def load_config(
 
     check_paths(config, path)
     check_metrics(config.metrics, path)
-    check_device(config.device, path)
+    if here:
+        check_device(config.device, path)
     return config
 
 

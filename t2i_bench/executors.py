@@ -39,7 +39,18 @@ class EmbedTask:
     batch_size: int = 32
 
 
-EmbedResult = tuple[tuple[str, ...], np.ndarray]  # (image shas, their features)
+# (image shas, their features), or (image shas, error) for images that ran out of device
+# memory even one at a time (a batch that runs out is retried in halves first)
+EmbedResult = tuple[tuple[str, ...], np.ndarray | str]
+
+
+def embed_batch(backbone, shas: tuple[str, ...], images: list) -> list[EmbedResult]:
+    """Embed one batch, halving it on device out-of-memory (down to single images)."""
+    from t2i_bench.backbones._torch import halving_on_oom
+
+    return [
+        (shas[lo:hi], result) for lo, hi, result in halving_on_oom(backbone.embed_images, images)
+    ]
 
 
 def _decode(data: bytes):
@@ -94,13 +105,16 @@ class LocalExecutor:
     def embed(
         self, backbones: Backbones, role: str, items: dict[str, Path], batch_size: int
     ) -> Iterator[EmbedResult]:
-        """Embed with the run's own backbone (loaded once, shared with the score stage)."""
+        """Embed with the run's own backbone (loaded once, shared with the score stage; not
+        loaded at all when there is nothing to embed)."""
+        if not items:
+            return
         backbone = backbones.get(role)
         shas = sorted(items)
         for start in range(0, len(shas), batch_size):
             chunk = tuple(shas[start : start + batch_size])
             images = [_decode(items[sha].read_bytes()) for sha in chunk]
-            yield chunk, backbone.embed_images(images)
+            yield from embed_batch(backbone, chunk, images)
 
     def close(self) -> None:
         self._renderers.clear()
@@ -165,7 +179,7 @@ class _RayWorker:
     def render(self, task: RenderTask) -> RenderResult:
         return self.renderer.run(task)
 
-    def embed(self, task: EmbedTask) -> tuple[tuple[str, ...], np.ndarray]:
+    def embed(self, task: EmbedTask) -> list[EmbedResult]:
         from t2i_bench.backbones.base import load_backbone
 
         key = (task.backbone, task.profile, task.device, task.options)
@@ -175,7 +189,7 @@ class _RayWorker:
         backbone = self.backbones[key]
         if hasattr(backbone, "batch_size"):
             backbone.batch_size = task.batch_size
-        return task.shas, backbone.embed_images([_decode(b) for b in task.images])
+        return embed_batch(backbone, task.shas, [_decode(b) for b in task.images])
 
     def pid(self) -> int:
         return os.getpid()
@@ -253,7 +267,8 @@ class RayExecutor:
         tasks = embed_tasks(
             name, backbones.config.profile, backbones.device, items, batch_size, options
         )
-        yield from self._map("embed", tasks)
+        for results in self._map("embed", tasks):
+            yield from results
 
     def worker_pids(self) -> list[int]:
         return self.ray.get([a.pid.remote() for a in self.actors])

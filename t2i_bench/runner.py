@@ -22,7 +22,13 @@ from t2i_bench.generation.worker import PipelineSpec, RenderTask
 from t2i_bench.hashing import file_sha256
 from t2i_bench.metrics.base import Group, Metric, get_metric
 from t2i_bench.metrics.embed import Backbones, embedding_needs, reference_shas
-from t2i_bench.metrics.score import ScoreSummary, build_groups, score_baselines, score_groups
+from t2i_bench.metrics.score import (
+    ScoreSummary,
+    build_groups,
+    group_identity,
+    score_baselines,
+    score_groups,
+)
 from t2i_bench.plan import Plan, make_plan, render_threads
 from t2i_bench.prompts import load_prompt_set
 from t2i_bench.provenance import extend_history, provenance, version_drift
@@ -82,6 +88,9 @@ def prepare(
     prompt_set = load_prompt_set(config.prompts.set)
     metrics = [get_metric(name) for name in config.metrics]
     check_prompts_and_plan(config, concepts, prompt_set, config_path)
+    backbones = Backbones(config.backbones, config.device)
+    for role in sorted({role for metric in metrics for role in metric.roles}):
+        backbones.spec(role)  # static: a missing weight file fails here, before any work
     checkpoints = resolve_checkpoints(config, allow_pickle=allow_pickle)
     identity = base_identity(**config.base_model.model_dump(exclude={"name"}))
     plan = make_plan(config, checkpoints, concepts, prompt_set, identity, metrics)
@@ -99,7 +108,9 @@ def prepare(
     warnings.extend(version_drift(history))
     if lock.took_over:
         warnings.append(f"took over the lock of a run that is gone ({lock.took_over})")
-    return Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)
+    run = Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)
+    run.backbones = backbones
+    return run
 
 
 def render_tasks(run: Run, existing: set[str]):
@@ -185,11 +196,12 @@ def embed(run: Run, progress: Progress | None = None) -> int:
     embedded. A backbone is loaded (here or on the executor's workers) only when one of its
     embeddings is missing."""
     torch.set_num_threads(pipeline_spec(run).threads)
-    needs = embedding_needs(groups(run), run.metrics, run.base.name)
+    needs = embedding_needs(groups(run), run.metrics, run.base.name, _unscored(run))
     paths = {job.sha256: run.store.root / job.relpath for job in run.store.rendered_jobs()}
     paths.update(reference_shas(run.concepts))
     batch = run.config.backbones.batch_size
     count = 0
+    failed = {item for stage, item, _ in run.store.failures() if stage == "embed"}
     for role in sorted(needs):
         identity = run.backbones.identity(role)
         todo = sorted(needs[role] - run.store.embedded(identity))
@@ -197,7 +209,13 @@ def embed(run: Run, progress: Progress | None = None) -> int:
         for shas, features in run.executor.embed(
             run.backbones, role, {sha: paths[sha] for sha in todo}, batch
         ):
-            run.store.put_embeddings(identity, dict(zip(shas, features, strict=True)))
+            if isinstance(features, str):  # out of memory even alone: record, carry on
+                for sha in shas:
+                    run.store.record_failure("embed", f"{role}/{sha}", features)
+            else:
+                run.store.put_embeddings(identity, dict(zip(shas, features, strict=True)))
+                for item in failed.intersection(f"{role}/{sha}" for sha in shas):
+                    run.store.clear_failure("embed", item)
             done += len(shas)
             if progress:
                 progress(role, done, len(todo))
@@ -218,4 +236,33 @@ def score(run: Run, progress: Progress | None = None) -> ScoreSummary:
     )
     refs = {c.name: [file_sha256(p) for p in c.image_paths] for c in run.concepts}
     run.store.put_baselines(score_baselines(run.store, concepts, refs, run.metrics, run.backbones))
+    drop_transient_embeddings(run)
     return summary
+
+
+def _unscored(run: Run) -> Callable[[Metric, Group], bool]:
+    """True for a (metric, group) whose values are not stored for its current inputs."""
+    stored = run.store.score_identities()
+
+    def pending(metric: Metric, group: Group) -> bool:
+        key = (metric.name, group.checkpoint, group.concept.name, group.prompt_type)
+        return stored.get(key) != group_identity(metric, group.for_metric(metric), run.backbones)
+
+    return pending
+
+
+def drop_transient_embeddings(run: Run) -> int:
+    """Drop the generated images' embeddings of transient backbones (see
+    ``BackboneSpec.transient``) that no unscored value still reads; reference images' are
+    kept (baselines read them on every run). Returns how many were dropped."""
+    still = embedding_needs(groups(run), run.metrics, run.base.name, _unscored(run))
+    keep = set(reference_shas(run.concepts))
+    dropped = 0
+    for role in sorted({role for metric in run.metrics for role in metric.roles}):
+        if run.backbones.spec(role).transient:
+            identity = run.backbones.identity(role)
+            drop = run.store.embedded(identity) - keep - still.get(role, set())
+            dropped += run.store.delete_embeddings(identity, drop)
+    if dropped:
+        run.store.reclaim_space()
+    return dropped

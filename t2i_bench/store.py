@@ -414,6 +414,24 @@ class RunStore:
             raise KeyError(f"{len(missing)} images have no {backbone} embedding")
         return np.stack([found[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
 
+    def delete_embeddings(self, backbone: str, shas: Iterable[str]) -> int:
+        """Drop the image embeddings of ``shas`` for ``backbone``; returns how many."""
+        keys = [(backbone, sha) for sha in shas]
+        with self.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM embeddings WHERE backbone = ? AND sha256 = ?", keys)
+            return conn.total_changes - before
+
+    def reclaim_space(self, min_bytes: int = 64 << 20) -> int:
+        """Give the database file's free pages back to the disk (VACUUM) when they hold at
+        least ``min_bytes``; returns the bytes freed."""
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        if free < min_bytes:
+            return 0
+        self.conn.execute("VACUUM")
+        return free
+
     def text_embedded(self, backbone: str) -> set[str]:
         rows = self.conn.execute("SELECT text FROM text_embeddings WHERE backbone = ?", (backbone,))
         return {row[0] for row in rows}
@@ -562,3 +580,51 @@ class RunStore:
 def _finite(value: float) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+class FileHashCache:
+    """The user-wide cache of file hashes (``file-hashes.sqlite`` in the user cache folder):
+    (resolved path, size, mtime_ns, ctime_ns, inode) -> sha256. Used by
+    :func:`t2i_bench.hashing.file_sha256` for large files; any failure to read or write it
+    only costs a re-hash."""
+
+    FILE = "file-hashes.sqlite"
+    _KEY = "path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ?"
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / self.FILE
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT, size INTEGER, mtime_ns INTEGER, "
+            "ctime_ns INTEGER, inode INTEGER, sha256 TEXT NOT NULL, "
+            "PRIMARY KEY (path, size, mtime_ns, ctime_ns, inode))"
+        )
+        return conn
+
+    def get(self, key: tuple[str, int, int, int, int]) -> str | None:
+        try:
+            conn = self._connect()
+            try:
+                row = conn.execute(f"SELECT sha256 FROM file_hashes WHERE {self._KEY}", key)
+                found = row.fetchone()
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error):
+            return None
+        return found[0] if found else None
+
+    def put(self, key: tuple[str, int, int, int, int], sha: str) -> None:
+        """Remember ``sha`` for ``key``, dropping older entries of the same path."""
+        try:
+            conn = self._connect()
+            try:
+                with conn:
+                    conn.execute("DELETE FROM file_hashes WHERE path = ?", (key[0],))
+                    conn.execute("INSERT INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", (*key, sha))
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error):
+            pass

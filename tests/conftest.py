@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# the persistent file-hash cache goes to a folder of this test session, never the user's
+os.environ["T2I_BENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="t2i-bench-cache-")
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as t2i_bench/threads.py: before torch

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from t2i_bench.backbones._files import brief
 from t2i_bench.backbones.base import Backbone
 from t2i_bench.errors import BenchError
 
@@ -46,6 +47,46 @@ def weights_label(source: str) -> str:
         size = sum(os.path.getsize(os.path.join(path, f)) for f in files)
         return f"dir:{os.path.basename(os.path.normpath(path))}:{size}"
     return source
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device out-of-memory error (CUDA's, or the RuntimeError other backends
+    raise)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def release_cached_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def halving_on_oom(
+    run: Callable[[Sequence], np.ndarray], items: Sequence
+) -> Iterator[tuple[int, int, np.ndarray | str]]:
+    """``run(items)``; when it runs out of device memory, each half again, down to single
+    items. Yields ``(start, stop, features)`` for each part done, or ``(start, stop, error)``
+    for a single item that does not fit even alone; other errors propagate."""
+
+    def part(lo: int, hi: int) -> Iterator[tuple[int, int, np.ndarray | str]]:
+        try:
+            result = run(items[lo:hi])
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            release_cached_memory()
+            if hi - lo == 1:
+                yield lo, hi, f"out of memory even alone ({brief(exc)})"
+                return
+            mid = (lo + hi) // 2
+            yield from part(lo, mid)
+            yield from part(mid, hi)
+            return
+        yield lo, hi, result
+
+    if items:
+        yield from part(0, len(items))
 
 
 def to_rgb(images: Sequence[Image.Image]) -> list[Image.Image]:
@@ -114,6 +155,27 @@ class TorchBackbone(Backbone):
     def _forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def forward_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """One batch of images through the model, as :meth:`embed_images` runs it: inputs
+        prepared on the CPU, moved to the model's device, features left there (tests run it
+        on the ``meta`` device to catch tensors left on another device)."""
+        with torch.inference_mode():
+            return self._forward_images(self._prepare_images(to_rgb(images)))
+
+    def _prepare_texts(self, texts: Sequence[str]) -> torch.Tensor | dict[str, torch.Tensor]:
+        raise NotImplementedError(f"backbone {self.name} has no text encoder")
+
+    def _forward_texts(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"backbone {self.name} has no text encoder")
+
+    def forward_text_batch(self, texts: Sequence[str]) -> torch.Tensor:
+        """One batch of texts through the text encoder, as :meth:`embed_texts` runs it."""
+        with torch.inference_mode():
+            inputs = self._prepare_texts(list(texts))
+            if isinstance(inputs, dict):
+                return self._forward_texts(**inputs)
+            return self._forward_texts(inputs)
+
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Return an (n, d) float32 array of image features (not normalised)."""
         if len(images) == 0:
@@ -169,6 +231,6 @@ def hf_load(loader: Callable[..., object], source: str, what: str, **kwargs: obj
         return loader(os.path.expanduser(source), **kwargs)
     except Exception as exc:  # OSError / ValueError / hub errors
         raise BenchError(
-            f"cannot load {what} from {source!r} ({type(exc).__name__}: {str(exc)[:300]}); "
+            f"cannot load {what} from {source!r} ({brief(exc, 300)}); "
             "download it into the Hugging Face cache or pass a local directory"
         ) from exc

@@ -87,15 +87,21 @@ def _load_rgb(path: Path) -> Image.Image:
 
 
 def embedding_needs(
-    groups: list[Group], metrics: list[Metric], base_name: str
+    groups: list[Group],
+    metrics: list[Metric],
+    base_name: str,
+    pending: Callable[[Metric, Group], bool] | None = None,
 ) -> dict[str, set[str]]:
     """role -> the image shas some metric reads with it: the groups' own images, the image
     variants and reference images the metrics declare, and the reference images of metrics
-    with a reference-vs-reference baseline."""
+    with a reference-vs-reference baseline. With ``pending``, only the (metric, group) pairs
+    it accepts count (those whose values are not stored yet)."""
     needs: dict[str, set[str]] = {}
     for metric in metrics:
         for group in groups:
             if not metric.applies_to(group, base_name):
+                continue
+            if pending is not None and not pending(metric, group):
                 continue
             view = group.for_metric(metric)
             shas = set(view.image_shas) | set(view.reference_shas)
