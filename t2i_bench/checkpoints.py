@@ -18,8 +18,10 @@ from typing import Any
 
 from safetensors import safe_open
 
+from t2i_bench.columns import hyperparameter_name_problem
 from t2i_bench.config import RunConfig
 from t2i_bench.errors import BenchError
+from t2i_bench.files import require_regular_file
 from t2i_bench.generation.formats import Format, detect_format
 from t2i_bench.hashing import file_sha256, stable_hash, tree_sha256
 
@@ -340,6 +342,7 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
         for path in _expand_entry(entry):
             if not path.exists():
                 raise BenchError("checkpoint file not found", path)
+            require_regular_file(path, "checkpoint", allow_dir=True)  # a FIFO would block
             try:
                 fmt = detect_format(path, allow_pickle)
                 meta = read_metadata(path, fmt)
@@ -364,11 +367,20 @@ def resolve_checkpoints(config: RunConfig, allow_pickle: bool = False) -> list[C
             for values, source in layers:
                 hyper.update(values)
                 sources.update({k: source for k in values})
+            for key in hyper:
+                if problem := hyperparameter_name_problem(key):
+                    raise BenchError(f"{problem} (from the {sources[key]})", path)
             multipliers = entry.multipliers or [entry.multiplier]
             for multiplier in multipliers:
                 name = safe_name(entry.name or default_name(path))
                 if len(multipliers) > 1:
                     name = f"{name}@{multiplier:g}"
+                if name in seen and seen[name] is None:
+                    raise BenchError(
+                        f"checkpoint name {name!r} is the base model's row; give this entry "
+                        "another 'name'",
+                        path,
+                    )
                 if name in seen:
                     raise BenchError(
                         f"duplicate checkpoint name {name!r} (also {seen[name]}); "
@@ -459,6 +471,7 @@ def describe_checkpoint(
     path = Path(path)
     if not path.exists():
         raise BenchError("checkpoint file not found", path)
+    require_regular_file(path, "checkpoint", allow_dir=True)
     fmt = detect_format(path, allow_pickle)
     meta = read_metadata(path, fmt)
     from_meta, warnings = hyperparameters_from_metadata(meta)

@@ -1,32 +1,104 @@
-"""The ``t2i-bench`` command line: thin wrappers around the stages in ``runner``."""
+"""The ``t2i-bench`` command line: thin wrappers around the stages in ``runner``.
+
+Exit codes: 0 done; 1 failures recorded in the store; 2 bad input or environment; 3 internal
+error (rerun with --debug); 130 interrupted. Every error is one line (t2i_bench/boundary.py).
+"""
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
+from t2i_bench.boundary import describe
 from t2i_bench.errors import BenchError
 from t2i_bench.runlog import LOG_NAME
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+out = Console()
+
+
+class _State:
+    """Set by the global options and the stages; read by the error boundary."""
+
+    debug = False
+    database: Callable[[], Path | None] | None = None
+
+
+def _cli_exceptions() -> tuple[type[BaseException], ...]:
+    """Exceptions that end a command on purpose (exit codes, usage errors): not errors to
+    describe. Typer may vendor click, so both click's and typer's own are listed."""
+    found: list[type[BaseException]] = [typer.Exit, typer.Abort]
+    found += [click.exceptions.Exit, click.ClickException, click.exceptions.Abort]
+    try:
+        from typer._click import exceptions as vendored
+
+        found += [vendored.ClickException]
+    except ImportError:  # typer releases that use click itself
+        pass
+    return tuple(found)
+
+
+class _Boundary(TyperGroup):
+    """The one error boundary: any exception from a command becomes one line and an exit
+    code (t2i_bench/boundary.py); ``--debug`` prints the traceback first."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _cli_exceptions():
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            outcome = describe(exc, _State.database)
+            if _State.debug:
+                traceback.print_exc(file=sys.stderr)
+            _error(outcome.message)
+            raise typer.Exit(outcome.code) from None
+
+
+app = typer.Typer(cls=_Boundary, add_completion=False, no_args_is_help=True, help=__doc__)
 list_app = typer.Typer(
     no_args_is_help=True,
     help="List metrics, backbones, prompt types, prompt sets or concepts.",
 )
 app.add_typer(list_app, name="list")
-console = Console(stderr=True)
-out = Console()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of an error", envvar="T2I_DEBUG")
+    ] = False,
+) -> None:
+    _State.debug = debug
+    _State.database = None
+
+
+def _line(text: object) -> str:
+    """User text for rich: markup escaped (a trigger like [V] stays text), one line."""
+    return escape(str(text).replace("\r", " ").replace("\n", " "))
+
+
+def _error(message: str) -> None:
+    console.print(f"[bold red]error:[/] {_line(message)}", highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/] {_line(message)}", highlight=False, soft_wrap=True)
+
 
 ConfigArg = Annotated[Path, typer.Argument(help="run config (YAML)")]
 OutputOpt = Annotated[
@@ -43,6 +115,10 @@ RayAddressOpt = Annotated[
 ]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Ray workers (default: CPUs)")]
 GpusOpt = Annotated[float, typer.Option("--gpus-per-task", help="GPUs per Ray worker")]
+MaxImagesOpt = Annotated[
+    int | None,
+    typer.Option("--max-images", help="allow plans this large (overrides max_images)"),
+]
 VerboseOpt = Annotated[
     bool,
     typer.Option(
@@ -71,11 +147,6 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def _fail(exc: BenchError) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def _prepare(
     config: Path,
     output: Path | None,
@@ -84,17 +155,24 @@ def _prepare(
     ray_address: str | None = None,
     workers: int | None = None,
     gpus_per_task: float = 0.0,
+    max_images: int | None = None,
     **replan,
 ):
     from t2i_bench import runner
 
     if executor not in ("local", "ray"):
         raise BenchError(f"--executor must be 'local' or 'ray', not {executor!r}")
-    bench = runner.prepare(config, output, allow_pickle=allow_pickle, **replan)
+    if max_images is not None and max_images < 1:
+        raise BenchError(f"--max-images must be at least 1, not {max_images}")
+    _State.database = lambda: _database(config, output)
+    bench = runner.prepare(
+        config, output, allow_pickle=allow_pickle, max_images=max_images, **replan
+    )
+    _State.database = lambda: bench.store.db_path
     shown = set(replan["reuse"].warnings) if replan.get("reuse") else set()
     for warning in bench.warnings:
         if warning not in shown:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            _warn(warning)
     if executor == "ray" and not replan.get("reuse"):
         from t2i_bench.executors import RayExecutor
 
@@ -140,6 +218,14 @@ def _stage_score(run) -> None:
 def _stage_report(run) -> None:
     from t2i_bench.report.build import write_report
 
+    unusable = run.store.unusable_images()
+    if unusable:
+        rows = run.store.image_rows()
+        _warn(
+            f"{run.store.root / 'images'}: {len(unusable)} of {len(rows)} images are missing or "
+            f"altered (e.g. {rows[unusable[0]][0]}); the report leaves them out and keeps "
+            "their metric values; `t2i-bench run` restores them"
+        )
     root = run.config.output_dir
     paths = write_report(run)
     names = ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths)
@@ -155,43 +241,37 @@ def _finish(run) -> None:
     if failures:
         console.print(f"[bold red]{len(failures)} failure(s)[/] recorded in the store:")
         for stage, item, error in failures[:20]:
-            console.print(f"  {stage} {item}: {error}", highlight=False, soft_wrap=True)
+            console.print(
+                f"  {_line(stage)} {_line(item)}: {_line(error)}", highlight=False, soft_wrap=True
+            )
         raise typer.Exit(1)
 
 
-def _guarded(action: Callable[[], None]) -> None:
-    try:
-        action()
-    except BenchError as exc:
-        _fail(exc)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        _fail(
-            BenchError(
-                f"{where}disk full ({exc.strerror}); everything written so far is kept: "
-                "free space and run the same command again"
-            )
-        )
+def _database(config: Path, output: Path | None) -> Path | None:
+    """The run's ``run.sqlite``, for a message about it."""
+    from t2i_bench.config import load_config
+
+    return (output or load_config(config, here=False).output_dir) / "run.sqlite"
 
 
-def _run_stages(stages: tuple[Callable, ...], *prepare_args, verbose: bool = False) -> None:
+def _run_stages(
+    stages: tuple[Callable, ...],
+    *prepare_args,
+    verbose: bool = False,
+    max_images: int | None = None,
+) -> None:
     """Prepare a run, run ``stages`` on it, and always release its lock and store; library
     warnings and logs go to the run's ``run.log`` (and the console with ``verbose``)."""
     from t2i_bench.runlog import RunLog
 
-    def action() -> None:
-        with RunLog(verbose=verbose, console=console) as log:
-            bench = _prepare(*prepare_args)
-            log.to_file(bench.config.output_dir / LOG_NAME)
-            try:
-                for stage in stages:
-                    stage(bench)
-            finally:
-                bench.close()
-
-    _guarded(action)
+    with RunLog(verbose=verbose, console=console) as log:
+        bench = _prepare(*prepare_args, max_images=max_images)
+        log.to_file(bench.config.output_dir / LOG_NAME)
+        try:
+            for stage in stages:
+                stage(bench)
+        finally:
+            bench.close()
 
 
 @app.command()
@@ -204,6 +284,7 @@ def run(
     workers: WorkersOpt = None,
     gpus_per_task: GpusOpt = 0.0,
     verbose: VerboseOpt = False,
+    max_images: MaxImagesOpt = None,
     watch: Annotated[
         bool,
         typer.Option(
@@ -224,15 +305,20 @@ def run(
     stages = (_stage_generate, _stage_score, _stage_report, _finish)
     args = (config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
     if watch:
-        _guarded(lambda: _watch(stages[:-1], args, until, poll, verbose))
+        _watch(stages[:-1], args, until, poll, verbose, max_images)
         return
     if until is not None:
-        _fail(BenchError("--until needs --watch"))
-    _run_stages(stages, *args, verbose=verbose)
+        raise BenchError("--until needs --watch")
+    _run_stages(stages, *args, verbose=verbose, max_images=max_images)
 
 
 def _watch(
-    stages: tuple[Callable, ...], args: tuple, until: int | None, poll: float, verbose: bool
+    stages: tuple[Callable, ...],
+    args: tuple,
+    until: int | None,
+    poll: float,
+    verbose: bool,
+    max_images: int | None = None,
 ) -> None:
     """``run --watch``: the stages again each time watched checkpoints are complete, on one
     open run (store, lock, executor, loaded models); the best checkpoint per axis after each."""
@@ -253,7 +339,8 @@ def _watch(
 
     def evaluate(complete: list[Path]) -> None:
         adjust = functools.partial(watch.only_complete, complete=complete)
-        bench = _prepare(*args, adjust=adjust, reuse=current[-1] if current else None)
+        reuse = current[-1] if current else None
+        bench = _prepare(*args, max_images=max_images, adjust=adjust, reuse=reuse)
         if not current:
             log.to_file(bench.config.output_dir / LOG_NAME)
             say(f"watch: watching {', '.join(globs)} (Ctrl-C to stop)")
@@ -264,7 +351,7 @@ def _watch(
         say(watch.best_line(board, bench.metrics))
 
     def say(line: str) -> None:
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(_line(line), highlight=False, soft_wrap=True)
 
     with RunLog(verbose=verbose, console=console) as log:
         try:
@@ -286,10 +373,11 @@ def generate(
     workers: WorkersOpt = None,
     gpus_per_task: GpusOpt = 0.0,
     verbose: VerboseOpt = False,
+    max_images: MaxImagesOpt = None,
 ) -> None:
     """Render every planned image the store lacks."""
     args = (config, output, allow_pickle, executor, ray_address, workers, gpus_per_task)
-    _run_stages((_stage_generate,), *args, verbose=verbose)
+    _run_stages((_stage_generate,), *args, verbose=verbose, max_images=max_images)
 
 
 @app.command()
@@ -301,10 +389,11 @@ def score(
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = None,
     verbose: VerboseOpt = False,
+    max_images: MaxImagesOpt = None,
 ) -> None:
     """Embed images and compute every metric value the store lacks."""
     args = (config, output, allow_pickle, executor, ray_address, workers)
-    _run_stages((_stage_score,), *args, verbose=verbose)
+    _run_stages((_stage_score,), *args, verbose=verbose, max_images=max_images)
 
 
 @app.command()
@@ -313,9 +402,12 @@ def report(
     output: OutputOpt = None,
     allow_pickle: PickleOpt = False,
     verbose: VerboseOpt = False,
+    max_images: MaxImagesOpt = None,
 ) -> None:
     """Write the leaderboard and report from what the store holds."""
-    _run_stages((_stage_report,), config, output, allow_pickle, verbose=verbose)
+    _run_stages(
+        (_stage_report,), config, output, allow_pickle, verbose=verbose, max_images=max_images
+    )
 
 
 @app.command()
@@ -389,14 +481,14 @@ def analyze(
             raise BenchError(f"analysis option {message}") from None
 
     def from_tables() -> None:
-        from rich.markup import escape
-
         from t2i_bench.analysis import read_configs_table, read_metrics_table
         from t2i_bench.analysis.analyze import check_options, run_analysis
         from t2i_bench.metrics.base import available_metrics
 
         if table is None or configs is None:
             raise BenchError("give a run CONFIG, or both --table and --configs")
+        if folds < 2:
+            raise BenchError(f"--folds must be at least 2 (grouped cross-validation), not {folds}")
         if on_missing not in ("error", "drop"):
             raise BenchError(f"--on-missing must be 'error' or 'drop', not {on_missing!r}")
         options = settings(AnalysisConfig())
@@ -407,29 +499,37 @@ def analyze(
         check_options(config_table, **check)  # before any work
         with progress_bar() as update:
             update("analyze", 0, 1)
-            result = run_analysis(
-                metrics,
-                config_table,
-                out,
-                higher,
-                seed=seed,
-                cv_folds=folds,
-                on_missing=on_missing,
-                **options.model_dump(),
-            )
+            try:
+                result = run_analysis(
+                    metrics,
+                    config_table,
+                    out,
+                    higher,
+                    seed=seed,
+                    cv_folds=folds,
+                    on_missing=on_missing,
+                    **options.model_dump(),
+                )
+            except Exception as exc:  # the analysis refusing these tables, e.g. too few rows
+                catboost = sys.modules.get("catboost")
+                if not isinstance(exc, ValueError) and not (
+                    catboost is not None and isinstance(exc, catboost.CatBoostError)
+                ):
+                    raise
+                raise BenchError(f"cannot analyse with --configs {configs}: {exc}", table) from None
             update("analyze", 1, 1)
-        for warning in result.warnings:  # escaped: group labels look like markup
-            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
-        console.print(f"wrote {out}")
+        for warning in result.warnings:
+            _warn(warning)
+        console.print(f"wrote {_line(out)}", highlight=False)
 
     def with_settings(bench) -> None:
         bench.config.analysis = settings(bench.config.analysis)
         _stage_report(bench)
 
     if config is None:
-        _guarded(from_tables)
+        from_tables()
     else:
-        _guarded(lambda: settings(AnalysisConfig()))  # bad options fail before the run loads
+        settings(AnalysisConfig())  # bad options fail before the run loads
         _run_stages((with_settings,), config, output, False)
 
 
@@ -461,7 +561,7 @@ def demo(
         elapsed = time.perf_counter() - start
         console.print(f"demo built in {artifacts.root} ({elapsed:.1f}s; library logs: {log_file})")
 
-    _guarded(action)
+    action()
 
 
 @app.command()
@@ -469,11 +569,14 @@ def doctor(
     config: Annotated[Path | None, typer.Argument(help="run config to check (optional)")] = None,
 ) -> None:
     """Check this environment (and a run config) before a long run; exit 1 on any problem."""
-    from t2i_bench.doctor import diagnose
+    from t2i_bench.doctor import examine
 
-    problems = diagnose(config)
+    found = examine(config)
+    problems = found.problems
+    for note in found.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     for problem in problems:
-        console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]problem:[/] {_line(problem)}", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(1)
     console.print("doctor: no problems found")
@@ -487,12 +590,12 @@ def plan(config: ConfigArg) -> None:
 
     def action() -> None:
         est = estimate(config)
-        for line in describe(est, load_config(config)):
+        for line in describe(est, load_config(config, here=False)):
             out.print(line, highlight=False, soft_wrap=True)
         for note in est.notes:
             console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
-    _guarded(action)
+    action()
 
 
 @app.command()
@@ -509,15 +612,15 @@ def inspect(
     def action() -> None:
         for path in files:
             info = describe_checkpoint(path, pattern, allow_pickle)
-            table = Table("hyperparameter", "value", "from", title=f"{path} ({info.format})")
+            table = Table("hyperparameter", "value", "from", title=_line(f"{path} ({info.format})"))
             for name, (value, source) in info.hyperparameters.items():
-                table.add_row(name, str(value), source)
+                table.add_row(_line(name), _line(value), source)
             out.print(table)
-            out.print(f"  tensors: {info.tensors}  modules: {info.modules}", highlight=False)
+            out.print(f"  tensors: {info.tensors}  modules: {_line(info.modules)}", highlight=False)
             for warning in info.warnings:
-                out.print(f"  [yellow]warning:[/] {warning}", highlight=False)
+                out.print(f"  [yellow]warning:[/] {_line(warning)}", highlight=False)
 
-    _guarded(action)
+    action()
 
 
 @list_app.command("metrics")
@@ -535,7 +638,7 @@ def list_metrics() -> None:
             table.add_row(name, better, cls.axis, cls.kind, roles, types, cls.description)
         out.print(table)
 
-    _guarded(action)
+    action()
 
 
 @list_app.command("backbones")
@@ -558,7 +661,7 @@ def list_backbones(
             table.add_row(name, spec.architecture, spec.preprocessing, spec.weights)
         out.print(table)
 
-    _guarded(action)
+    action()
 
 
 @list_app.command("prompt-types")
@@ -586,10 +689,10 @@ def list_prompts(
         for path in sorted(folder.glob("*.yaml")):
             ps = load_prompt_set(path)
             sizes = [str(len(ps.templates_for(k))) for k in PROMPT_SET_TYPES]
-            table.add_row(path.name, ps.name, str(ps.version), *sizes)
+            table.add_row(_line(path.name), _line(ps.name), str(ps.version), *sizes)
         out.print(table)
 
-    _guarded(action)
+    action()
 
 
 @list_app.command("concepts")
@@ -603,10 +706,11 @@ def list_concepts(
         table = Table("file", "name", "descriptor", "category", "images")
         for path in find_concepts(folder):
             c = load_concept(path)
-            table.add_row(path.name, c.name, c.descriptor, c.category, str(len(c.image_paths)))
+            row = (path.name, c.name, c.descriptor, c.category, str(len(c.image_paths)))
+            table.add_row(*map(_line, row))
         out.print(table)
 
-    _guarded(action)
+    action()
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m t2i_bench`

@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from t2i_bench.config import _first_error, load_yaml
 from t2i_bench.errors import BenchError
+from t2i_bench.files import read_text
+from t2i_bench.images import open_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+#: Largest caption file read (kohya captions are a line or two).
+MAX_CAPTION_BYTES = 64 * 1024
 
 
 class ConceptSpec(BaseModel):
@@ -30,6 +33,13 @@ class ConceptSpec(BaseModel):
     clip_t_rule: Literal["keep", "drop", "class"] = Field(
         "class", description="CLIP-T text: keep the descriptor, drop it, or keep the class word"
     )
+
+    @field_validator("trigger")
+    @classmethod
+    def _trigger_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("trigger must not be empty")
+        return value
 
 
 @dataclass(frozen=True)
@@ -51,19 +61,36 @@ class Concept:
 
     def text_for_clip_t(self, prompt: str) -> str:
         """The prompt as CLIP-T sees it: the trigger removed, the class word kept or not."""
-        if self.clip_t_rule == "keep":
-            return prompt
-        fill = self.class_word if self.clip_t_rule == "class" else ""
-        pattern = (
-            re.escape(self.descriptor) if self.descriptor in prompt else re.escape(self.trigger)
-        )
-        text = re.sub(rf"\b{pattern}\b", fill, prompt)
-        return " ".join(text.split())
+        return remove_trigger(prompt, self.trigger, self.class_word, self.clip_t_rule)
+
+
+def phrase_pattern(phrase: str) -> str:
+    """A regex matching ``phrase`` as a whole phrase, whatever its characters: its words
+    separated by any whitespace, and no word character glued to an edge that is one."""
+    words = phrase.split()
+    body = r"\s+".join(re.escape(word) for word in words)
+    left = r"(?<!\w)" if re.match(r"\w", words[0]) else ""
+    right = r"(?!\w)" if re.search(r"\w$", words[-1]) else ""
+    return left + body + right
+
+
+def remove_trigger(prompt: str, trigger: str, class_word: str = "", rule: str = "class") -> str:
+    """``prompt`` with every occurrence of the descriptor (trigger + class word), or of the
+    trigger alone, replaced by the class word (``rule="class"``) or by nothing (``"drop"``);
+    ``"keep"`` returns it unchanged. Matching ignores case (CLIP's tokenizer lowercases);
+    whitespace is normalised."""
+    if rule == "keep":
+        return prompt
+    fill = class_word.strip() if rule == "class" else ""
+    phrases = [f"{trigger} {class_word}", trigger] if class_word.strip() else [trigger]
+    pattern = "|".join(phrase_pattern(p) for p in phrases)
+    text = re.sub(pattern, lambda _: fill, prompt, flags=re.IGNORECASE)
+    return " ".join(text.split())
 
 
 def load_concept(path: Path) -> Concept:
     """Load a concept YAML; missing or empty image folders are one-line errors."""
-    data = load_yaml(path)
+    data = load_yaml(path, "concept")
     if not isinstance(data, dict):
         raise BenchError("a concept must be a YAML mapping", path)
     try:
@@ -81,8 +108,9 @@ def load_concept(path: Path) -> Concept:
     captions = []
     for image in images:
         txt = image.with_suffix(".txt")
-        if spec.captions and txt.is_file():
-            captions.append(" ".join(txt.read_text(encoding="utf-8").split()))
+        if spec.captions and (txt.exists() or txt.is_symlink()):
+            text = read_text(txt, "caption", MAX_CAPTION_BYTES)
+            captions.append(" ".join(text.split()))
         else:
             captions.append(f"a photo of {spec.trigger} {spec.class_word}".strip())
     return Concept(
@@ -97,12 +125,9 @@ def load_concept(path: Path) -> Concept:
 
 
 def check_image_file(path: Path) -> None:
-    """A reference image must decode completely; a truncated or corrupt file is an error."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BenchError(f"unreadable reference image ({exc})", path) from None
+    """A reference image must be a regular file that decodes completely to RGB
+    (:func:`t2i_bench.images.open_rgb`); anything else is a one-line error."""
+    open_rgb(path, "reference image")
 
 
 def find_concepts(folder: Path) -> list[Path]:

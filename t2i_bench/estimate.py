@@ -103,18 +103,20 @@ def _is_small(source: str) -> bool:
 def estimate(config_path: Path) -> Estimate:
     """Image count, PNG disk and rendering time of a config."""
     from t2i_bench.concepts import load_concept
+    from t2i_bench.metrics.base import get_metric
     from t2i_bench.plan import make_plan
     from t2i_bench.prompts import load_prompt_set
 
-    config = load_config(Path(config_path))
+    config = load_config(Path(config_path), here=False)
     notes: list[str] = []
     concepts = [load_concept(p) for p in config.concepts]
     prompt_set = load_prompt_set(config.prompts.set)
     rows = _rows(config, notes)
-    plan = make_plan(config, rows, concepts, prompt_set, "estimate")
+    metrics = [get_metric(name) for name in config.metrics]  # their image variants render too
+    plan = make_plan(config, rows, concepts, prompt_set, "estimate", metrics)
     images = len({job.key for job in plan.jobs})
     probe = Checkpoint(name="probe", path=Path("probe"), file_hash="probe")
-    probe_plan = make_plan(config, [rows[0], probe], concepts, prompt_set, "estimate")
+    probe_plan = make_plan(config, [rows[0], probe], concepts, prompt_set, "estimate", metrics)
     per_row = len({job.key for job in probe_plan.jobs if job.checkpoint == "probe"})
     family = _family(config, notes)
     sampler = config.sampler

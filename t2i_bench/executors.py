@@ -41,7 +41,9 @@ class EmbedTask:
 
 
 EmbedWork = dict[str, dict[str, Path]]  # role -> image sha -> its file
-EmbedResult = tuple[str, tuple[str, ...], np.ndarray]  # (role, image shas, their features)
+# (role, image shas, their features), or (role, image shas, error) for images that ran out of
+# device memory even one at a time (a batch that runs out is retried in halves first)
+EmbedResult = tuple[str, tuple[str, ...], np.ndarray | str]
 
 
 def embed_schedule(work: EmbedWork, batch_size: int) -> list[tuple[str, tuple[str, ...]]]:
@@ -56,13 +58,20 @@ def embed_schedule(work: EmbedWork, batch_size: int) -> list[tuple[str, tuple[st
     return sorted(chunks, key=lambda chunk: (chunk[1][-1], chunk[0]))
 
 
+def embed_batch(backbone, role: str, shas: tuple[str, ...], images: list) -> list[EmbedResult]:
+    """Embed one batch, halving it on device out-of-memory (down to single images)."""
+    from t2i_bench.backbones._torch import halving_on_oom
+
+    return [
+        (role, shas[lo:hi], result)
+        for lo, hi, result in halving_on_oom(backbone.embed_images, images)
+    ]
+
+
 def _decode(data: bytes):
-    import io
+    from t2i_bench.images import rgb_from_bytes
 
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
+    return rgb_from_bytes(data)
 
 
 class Executor(Protocol):
@@ -112,7 +121,8 @@ class LocalExecutor:
         self, backbones: Backbones, work: EmbedWork, batch_size: int
     ) -> Iterator[EmbedResult]:
         """Embed with the run's own backbones (each loaded once, on first use, and shared
-        with the score stage) in the batches of :func:`embed_schedule`.
+        with the score stage; none when there is nothing to embed) in the batches of
+        :func:`embed_schedule`, each halved on device out-of-memory (:func:`embed_batch`).
 
         Three steps run side by side: a thread reads and decodes each image once for every
         role that reads it (kept until its last batch), a thread runs the forward passes
@@ -127,21 +137,25 @@ class LocalExecutor:
         threads = torch.get_num_threads()
         if not self.overlap:
             images = decoded_batches(schedule, files)
-            yield from (_forward(backbones, *item) for item in images)
+            for item in images:
+                yield from _forward(backbones, *item)
             return
 
-        def forward(item: tuple[str, tuple[str, ...], list]) -> EmbedResult:
+        def forward(item: tuple[str, tuple[str, ...], list]) -> list[EmbedResult]:
             torch.set_num_threads(threads)  # per thread in OpenMP: as the caller's
             return _forward(backbones, *item)
 
-        yield from pipelined(decoded_batches(schedule, files), forward)
+        for results in pipelined(decoded_batches(schedule, files), forward):
+            yield from results
 
     def close(self) -> None:
         self._renderers.clear()
 
 
-def _forward(backbones: Backbones, role: str, shas: tuple[str, ...], images: list) -> EmbedResult:
-    return role, shas, backbones.get(role).embed_images(images)
+def _forward(
+    backbones: Backbones, role: str, shas: tuple[str, ...], images: list
+) -> list[EmbedResult]:
+    return embed_batch(backbones.get(role), role, shas, images)
 
 
 def decoded_batches(
@@ -291,7 +305,7 @@ class _RayWorker:
     def render(self, task: RenderTask) -> RenderResult:
         return self.renderer.run(task)
 
-    def embed(self, task: EmbedTask) -> EmbedResult:
+    def embed(self, task: EmbedTask) -> list[EmbedResult]:
         from t2i_bench.backbones.base import load_backbone
 
         key = (task.backbone, task.profile, task.device, task.options)
@@ -301,7 +315,7 @@ class _RayWorker:
         backbone = self.backbones[key]
         if hasattr(backbone, "batch_size"):
             backbone.batch_size = task.batch_size
-        return task.role, task.shas, backbone.embed_images([_decode(b) for b in task.images])
+        return embed_batch(backbone, task.role, task.shas, [_decode(b) for b in task.images])
 
     def pid(self) -> int:
         return os.getpid()
@@ -374,7 +388,8 @@ class RayExecutor:
     ) -> Iterator[EmbedResult]:
         """The batches of :func:`embed_schedule` on the workers, each loading a role's
         backbone once; the driver loads nothing (it knows identities from the specs)."""
-        yield from self._map("embed", embed_tasks(backbones, work, batch_size))
+        for results in self._map("embed", embed_tasks(backbones, work, batch_size)):
+            yield from results
 
     def worker_pids(self) -> list[int]:
         return self.ray.get([a.pid.remote() for a in self.actors])

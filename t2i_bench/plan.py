@@ -1,14 +1,15 @@
 """Plan: expand a config into image jobs with stable keys, grouped into render batches.
 
 An image's key hashes everything that determines its pixels: base model, checkpoint file
-and multiplier, prompt text, negative prompt, seed, sampler settings, device type, dtype and
-the generation code's version. Batches are fixed by the plan, so a resumed run renders exactly
-the batches an uninterrupted one would.
+and multiplier, prompt text, negative prompt, seed, sampler settings, device type (and the
+CPU thread count), dtype, the size of its render batch and the generation code's version.
+Batches are fixed by the plan, so a resumed run renders exactly the batches an uninterrupted
+one would.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -88,16 +89,26 @@ def planned_variants(metrics: list[Metric]) -> list[tuple[ImageVariant, set[str]
 
 def image_key_parts(config: RunConfig, base_identity: str) -> dict[str, object]:
     """What every image key of a run shares: the base model, sampler, device type, dtype and
-    the generation code's version (batching never changes pixels, so it is left out)."""
+    the generation code's version (the batch size enters each key as the size of the image's
+    own render batch: see :func:`batch_keys`)."""
     sampler = config.sampler.model_dump()
     sampler.pop("batch_size")
+    device = torch.device(config.device).type
     return {
         "base": base_identity,
         "sampler": sampler,
-        "device": torch.device(config.device).type,
+        "device": device,
         "dtype": config.dtype,
+        # CPU kernels round differently with another thread count (GPU kernels do not)
+        "threads": render_threads(config) if device == "cpu" else None,
         "generation": GENERATION_VERSION,
     }
+
+
+def render_threads(config: RunConfig) -> int:
+    """The CPU threads every render and embed worker uses: the config's, else this
+    machine's default."""
+    return config.threads or torch.get_num_threads()
 
 
 def make_plan(
@@ -115,6 +126,7 @@ def make_plan(
     jobs: list[ImageJob] = []
     batches: list[RenderBatch] = []
     for ckpt in checkpoints:
+        own: list[ImageJob] = []
         distinct: dict[str, ImageJob] = {}
         for concept in concepts:
             prompts = expand_prompts(
@@ -139,10 +151,25 @@ def make_plan(
                         index=index,
                         variant=variant,
                     )
-                    jobs.append(job)
+                    own.append(job)
                     distinct.setdefault(key, job)
-        unique = list(distinct.values())
+        final = batch_keys(list(distinct), config.sampler.batch_size)
+        jobs += [replace(job, key=final[job.key]) for job in own]
+        unique = [replace(job, key=final[job.key]) for job in distinct.values()]
         size = config.sampler.batch_size
         for start in range(0, len(unique), size):
             batches.append(RenderBatch(ckpt.name, tuple(unique[start : start + size])))
     return Plan(jobs=jobs, batches=batches, checkpoints=checkpoints, concepts=concepts)
+
+
+def batch_keys(content_keys: list[str], batch_size: int) -> dict[str, str]:
+    """content key -> image key: the content key and the size of the render batch the image
+    is drawn in. Batched kernels round differently at another batch size (not for other
+    batch-mates or positions: tests/test_tiny_pipeline.py checks it), so the batch size
+    is part of what determines an image's pixels. Batches hold ``batch_size`` images except
+    the last of each checkpoint, so adding jobs re-renders at most that batch."""
+    out = {}
+    for start in range(0, len(content_keys), batch_size):
+        chunk = content_keys[start : start + batch_size]
+        out.update({key: stable_hash({"content": key, "batch": len(chunk)}) for key in chunk})
+    return out

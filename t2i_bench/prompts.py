@@ -64,7 +64,7 @@ class Prompt:
 
 
 def load_prompt_set(path: Path) -> PromptSet:
-    data = load_yaml(path)
+    data = load_yaml(path, "prompt set")
     if not isinstance(data, dict):
         raise BenchError("a prompt set must be a YAML mapping", path)
     try:

@@ -22,11 +22,18 @@ from t2i_bench.generation.worker import PipelineSpec, RenderTask
 from t2i_bench.hashing import file_sha256
 from t2i_bench.metrics.base import Group, Metric, get_metric
 from t2i_bench.metrics.embed import Backbones, embedding_needs, reference_shas
-from t2i_bench.metrics.score import ScoreSummary, build_groups, score_baselines, score_groups
-from t2i_bench.plan import Plan, make_plan
+from t2i_bench.metrics.score import (
+    ScoreSummary,
+    build_groups,
+    group_identity,
+    score_baselines,
+    score_groups,
+)
+from t2i_bench.plan import Plan, make_plan, render_threads
 from t2i_bench.prompts import load_prompt_set
 from t2i_bench.provenance import extend_history, provenance, version_drift
 from t2i_bench.store import RunLock, RunStore, atomic_write_bytes
+from t2i_bench.validate import check_prompts_and_plan
 
 Progress = Callable[[str, int, int], None]  # (task label, done, total)
 
@@ -70,6 +77,7 @@ def prepare(
     config_path: Path,
     output_dir: Path | None = None,
     allow_pickle: bool = False,
+    max_images: int | None = None,
     *,
     adjust: Callable[[RunConfig], RunConfig] | None = None,
     reuse: Run | None = None,
@@ -79,7 +87,7 @@ def prepare(
     ``adjust`` rewrites the loaded config first (``--watch`` keeps only the checkpoint
     files that are completely written). ``reuse`` is an open run of the same folder whose
     store, lock, executor and loaded backbones the new plan keeps (it must not be closed)."""
-    config = load_config(Path(config_path), output_dir)
+    config = load_config(Path(config_path), output_dir, max_images)
     if adjust is not None:
         config = adjust(config)
     concepts = [load_concept(p) for p in config.concepts]
@@ -88,6 +96,10 @@ def prepare(
         raise BenchError(f"concepts: duplicate concept names {names}", config_path)
     prompt_set = load_prompt_set(config.prompts.set)
     metrics = [get_metric(name) for name in config.metrics]
+    check_prompts_and_plan(config, concepts, prompt_set, config_path)
+    backbones = Backbones(config.backbones, config.device)
+    for role in sorted({role for metric in metrics for role in metric.roles}):
+        backbones.spec(role)  # static: a missing weight file fails here, before any work
     checkpoints = resolve_checkpoints(config, allow_pickle=allow_pickle)
     identity = base_identity(**config.base_model.model_dump(exclude={"name"}))
     plan = make_plan(config, checkpoints, concepts, prompt_set, identity, metrics)
@@ -108,6 +120,7 @@ def prepare(
     if lock.took_over and reuse is None:
         warnings.append(f"took over the lock of a run that is gone ({lock.took_over})")
     run = Run(config, store, plan, concepts, metrics, allow_pickle, warnings, lock=lock)
+    run.backbones = backbones
     if reuse is not None:
         run.executor = reuse.executor
         if (reuse.config.backbones, reuse.config.device) == (config.backbones, config.device):
@@ -142,7 +155,7 @@ def pipeline_spec(run: Run) -> PipelineSpec:
         dtype=cfg.dtype,
         scheduler=cfg.sampler.scheduler,
         allow_pickle=run.allow_pickle,
-        threads=cfg.threads or torch.get_num_threads(),
+        threads=render_threads(cfg),
         config=cfg.base_model.config,
         vae=cfg.base_model.vae,
         prediction_type=cfg.base_model.prediction_type,
@@ -198,7 +211,7 @@ def embed(run: Run, progress: Progress | None = None) -> int:
     embedded. A backbone is loaded (here or on the executor's workers) only when one of its
     embeddings is missing."""
     torch.set_num_threads(pipeline_spec(run).threads)
-    needs = embedding_needs(groups(run), run.metrics, run.base.name)
+    needs = embedding_needs(groups(run), run.metrics, run.base.name, _unscored(run))
     paths = {job.sha256: run.store.root / job.relpath for job in run.store.rendered_jobs()}
     paths.update(reference_shas(run.concepts))
     identities: dict[str, str] = {}  # one role per backbone identity: roles sharing a model
@@ -213,9 +226,16 @@ def embed(run: Run, progress: Progress | None = None) -> int:
         for role, shas in wanted.items()
     }
     done = dict.fromkeys(work, 0)
+    failed = {item for stage, item, _ in run.store.failures() if stage == "embed"}
     batch = run.config.backbones.batch_size
     for role, shas, features in run.executor.embed(run.backbones, work, batch):
-        run.store.put_embeddings(identities[role], dict(zip(shas, features, strict=True)))
+        if isinstance(features, str):  # out of memory even alone: record, carry on
+            for sha in shas:
+                run.store.record_failure("embed", f"{role}/{sha}", features)
+        else:
+            run.store.put_embeddings(identities[role], dict(zip(shas, features, strict=True)))
+            for item in failed.intersection(f"{role}/{sha}" for sha in shas):
+                run.store.clear_failure("embed", item)
         done[role] += len(shas)
         if progress:
             progress(role, done[role], len(work[role]))
@@ -235,4 +255,33 @@ def score(run: Run, progress: Progress | None = None) -> ScoreSummary:
     )
     refs = {c.name: [file_sha256(p) for p in c.image_paths] for c in run.concepts}
     run.store.put_baselines(score_baselines(run.store, concepts, refs, run.metrics, run.backbones))
+    drop_transient_embeddings(run)
     return summary
+
+
+def _unscored(run: Run) -> Callable[[Metric, Group], bool]:
+    """True for a (metric, group) whose values are not stored for its current inputs."""
+    stored = run.store.score_identities()
+
+    def pending(metric: Metric, group: Group) -> bool:
+        key = (metric.name, group.checkpoint, group.concept.name, group.prompt_type)
+        return stored.get(key) != group_identity(metric, group.for_metric(metric), run.backbones)
+
+    return pending
+
+
+def drop_transient_embeddings(run: Run) -> int:
+    """Drop the generated images' embeddings of transient backbones (see
+    ``BackboneSpec.transient``) that no unscored value still reads; reference images' are
+    kept (baselines read them on every run). Returns how many were dropped."""
+    still = embedding_needs(groups(run), run.metrics, run.base.name, _unscored(run))
+    keep = set(reference_shas(run.concepts))
+    dropped = 0
+    for role in sorted({role for metric in run.metrics for role in metric.roles}):
+        if run.backbones.spec(role).transient:
+            identity = run.backbones.identity(role)
+            drop = run.store.embedded(identity) - keep - still.get(role, set())
+            dropped += run.store.delete_embeddings(identity, drop)
+    if dropped:
+        run.store.reclaim_space()
+    return dropped

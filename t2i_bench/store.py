@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,16 @@ from PIL import Image
 from t2i_bench import faults
 from t2i_bench.errors import BenchError
 from t2i_bench.hashing import bytes_sha256
+from t2i_bench.images import open_rgb
+
+#: The item of a set metric's single value.
+SET_ITEM = "*"
+
+
+def score_item(metric: str, checkpoint: str, concept: str, prompt_type: str) -> str:
+    """How a metric group is named in failures and notes (scores_frame matches it in SQL)."""
+    return f"{metric}/{checkpoint}/{concept}/{prompt_type}"
+
 
 #: Version of the run folder's format (``PRAGMA user_version`` of run.sqlite). Bump it with
 #: every change to SCHEMA and add the step that migrates the previous version to MIGRATIONS.
@@ -364,8 +375,7 @@ class RunStore:
         return bad
 
     def load_image(self, key: str) -> Image.Image:
-        with Image.open(self.image_path(key)) as image:
-            return image.convert("RGB")
+        return open_rgb(self.image_path(key))
 
     # -- embeddings ----------------------------------------------------------------------
     def embedded(self, backbone: str) -> set[str]:
@@ -403,6 +413,24 @@ class RunStore:
         if missing:
             raise KeyError(f"{len(missing)} images have no {backbone} embedding")
         return np.stack([found[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
+
+    def delete_embeddings(self, backbone: str, shas: Iterable[str]) -> int:
+        """Drop the image embeddings of ``shas`` for ``backbone``; returns how many."""
+        keys = [(backbone, sha) for sha in shas]
+        with self.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM embeddings WHERE backbone = ? AND sha256 = ?", keys)
+            return conn.total_changes - before
+
+    def reclaim_space(self, min_bytes: int = 64 << 20) -> int:
+        """Give the database file's free pages back to the disk (VACUUM) when they hold at
+        least ``min_bytes``; returns the bytes freed."""
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        if free < min_bytes:
+            return 0
+        self.conn.execute("VACUUM")
+        return free
 
     def text_embedded(self, backbone: str) -> set[str]:
         rows = self.conn.execute("SELECT text FROM text_embeddings WHERE backbone = ?", (backbone,))
@@ -474,14 +502,45 @@ class RunStore:
             )
 
     def scores_frame(self) -> pd.DataFrame:
-        """Every stored value of a planned checkpoint: checkpoint, concept, prompt_type,
-        metric, item, value; in leaderboard order."""
+        """The stored values the current plan still justifies: checkpoint, concept,
+        prompt_type, metric, item, value, in leaderboard order. Left out: groups whose last
+        scoring failed, and set values of groups with no rendered image in the plan (a
+        checkpoint that now fails to load; the score stage removes them, this keeps a
+        report run before it honest too)."""
         return pd.read_sql_query(
             "SELECT s.checkpoint, s.concept, s.prompt_type, s.metric, s.item, s.value "
             "FROM scores s JOIN checkpoints c ON c.name = s.checkpoint "
+            "WHERE NOT EXISTS (SELECT 1 FROM failures f WHERE f.stage = 'score' AND f.item = "
+            "  s.metric || '/' || s.checkpoint || '/' || s.concept || '/' || s.prompt_type) "
+            "AND (s.item != :set_item OR EXISTS (SELECT 1 FROM jobs j "
+            "  JOIN images i ON i.image_key = j.image_key WHERE j.checkpoint = s.checkpoint "
+            "  AND j.concept = s.concept AND j.prompt_type = s.prompt_type)) "
             "ORDER BY c.position, s.concept, s.prompt_type, s.metric, s.item",
             self.conn,
+            params={"set_item": SET_ITEM},
         )
+
+    def unusable_images(self) -> list[str]:
+        """Keys of recorded images whose PNG is gone, not a file, or altered since it was
+        written (hashed only when its mtime is after the row's creation, so a report stays
+        cheap; a copy that keeps an older mtime, ``cp -p``, is caught by ``verify_images``,
+        which ``run`` calls and which hashes every PNG)."""
+        rows = self.conn.execute(
+            "SELECT image_key, relpath, sha256, created_at FROM images ORDER BY relpath"
+        )
+        bad = []
+        for key, rel, sha, created in rows:
+            path = self.root / rel
+            try:
+                info = path.stat()
+            except OSError:
+                bad.append(key)
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                bad.append(key)
+            elif info.st_mtime > created and bytes_sha256(path.read_bytes()) != sha:
+                bad.append(key)
+        return bad
 
     def group_means(self) -> dict[tuple[str, str, str], float]:
         """(metric, checkpoint, prompt_type) -> mean of the stored values."""
@@ -526,3 +585,51 @@ def _blob(vector: np.ndarray, dtype: str) -> memoryview:
 def _finite(value: float) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+class FileHashCache:
+    """The user-wide cache of file hashes (``file-hashes.sqlite`` in the user cache folder):
+    (resolved path, size, mtime_ns, ctime_ns, inode) -> sha256. Used by
+    :func:`t2i_bench.hashing.file_sha256` for large files; any failure to read or write it
+    only costs a re-hash."""
+
+    FILE = "file-hashes.sqlite"
+    _KEY = "path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ?"
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / self.FILE
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT, size INTEGER, mtime_ns INTEGER, "
+            "ctime_ns INTEGER, inode INTEGER, sha256 TEXT NOT NULL, "
+            "PRIMARY KEY (path, size, mtime_ns, ctime_ns, inode))"
+        )
+        return conn
+
+    def get(self, key: tuple[str, int, int, int, int]) -> str | None:
+        try:
+            conn = self._connect()
+            try:
+                row = conn.execute(f"SELECT sha256 FROM file_hashes WHERE {self._KEY}", key)
+                found = row.fetchone()
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error):
+            return None
+        return found[0] if found else None
+
+    def put(self, key: tuple[str, int, int, int, int], sha: str) -> None:
+        """Remember ``sha`` for ``key``, dropping older entries of the same path."""
+        try:
+            conn = self._connect()
+            try:
+                with conn:
+                    conn.execute("DELETE FROM file_hashes WHERE path = ?", (key[0],))
+                    conn.execute("INSERT INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", (*key, sha))
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error):
+            pass

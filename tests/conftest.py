@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# the persistent file-hash cache goes to a folder of this test session, never the user's
+os.environ["T2I_BENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="t2i-bench-cache-")
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as t2i_bench/threads.py: before torch
@@ -36,8 +39,9 @@ def concept_dir(tmp_path: Path) -> Path:
 
 
 def write_config(folder: Path, extra: str = "", name: str = "cfg.yaml") -> Path:
-    """A small run config over the ``concept_dir`` fixture's concept and the tiny base."""
-    text = (
+    """A small run config over the ``concept_dir`` fixture's concept and the tiny base;
+    top-level keys in ``extra`` replace the defaults (YAML duplicate keys are refused)."""
+    base = (
         "name: t\n"
         "output_dir: out\n"
         "base_model: {source: tiny}\n"
@@ -46,7 +50,10 @@ def write_config(folder: Path, extra: str = "", name: str = "cfg.yaml") -> Path:
         f"prompts: {{set: {REPO / 'prompts' / 'default.yaml'}, max_per_type: 1}}\n"
         "images_per_prompt: 2\n"
         "metrics: [clip_i, clip_t]\n"
-    ) + extra
+    )
+    given = {line.split(":", 1)[0] for line in extra.splitlines() if line[:1].isalpha()}
+    kept = [line for line in base.splitlines(True) if line.split(":", 1)[0] not in given]
+    text = "".join(kept) + extra
     path = folder / name
     path.write_text(text)
     return path

@@ -13,6 +13,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from hubcache import HubCache
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -23,10 +24,19 @@ from t2i_bench.metrics.functional import clip_score, mean_pairwise_cosine
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    # an empty hub cache and torch hub folder of this test: nothing published is present
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+
+
+@pytest.fixture()
+def hub(tmp_path) -> HubCache:
+    """The (empty) Hugging Face cache the backbones resolve published files in."""
+    return HubCache(tmp_path / "hf-cache")
 
 
 def _images(n: int, seed: int = 0, same_size: bool = False) -> list[Image.Image]:
@@ -130,9 +140,13 @@ def test_clip_real_loader_reads_checkpoint_file_from_env(tmp_path, monkeypatch) 
 
 def test_clip_real_without_weights_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.delenv("T2I_BENCH_CLIP_VIT_B32", raising=False)
-    monkeypatch.setenv("HF_HOME", "/nonexistent-t2i-bench-cache")
-    with pytest.raises(BenchError, match="cannot load open_clip ViT-B-32"):
+    with pytest.raises(BenchError) as err:
         load_backbone("clip_vit_b32", "real")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "open_clip_model.safetensors of https://huggingface.co/timm/vit_base_patch32" in message
+    assert "models--timm--vit_base_patch32_clip_224.openai" in message
+    assert "backbones.clip.weights" in message and "T2I_BENCH_CLIP_VIT_B32" in message
     with pytest.raises(BenchError, match="unknown profile"):
         load_backbone("clip_vit_b32", "huge")
 
@@ -223,9 +237,12 @@ def test_dino_real_loader_round_trip_and_direct_cls(name: str, tmp_path) -> None
 
 
 def test_dino_real_missing_is_a_clear_error(monkeypatch) -> None:
-    monkeypatch.setenv("HF_HOME", "/nonexistent-t2i-bench-cache")
     monkeypatch.delenv("T2I_BENCH_DINO_VITS16", raising=False)
-    with pytest.raises(BenchError, match="cannot load dino_vits16"):
+    with pytest.raises(
+        BenchError,
+        match="missing config.json pytorch_model.bin "
+        "preprocessor_config.json of https://huggingface.co/facebook/dino-vits16",
+    ):
         load_backbone("dino_vits16", "real")
 
 
@@ -403,9 +420,12 @@ def test_image_reward_state_dict_round_trip(tmp_path) -> None:
     ("name", "arch", "quick_gelu"),
     [("clip_vit_b32", "ViT-B-32", True), ("clip_vit_l14", "ViT-L-14", False)],
 )
-def test_clip_real_published_arguments(name, arch, quick_gelu, tmp_path, monkeypatch) -> None:
+def test_clip_real_published_arguments(
+    name, arch, quick_gelu, tmp_path, monkeypatch, hub: HubCache
+) -> None:
     """The real loader asks open_clip for the published architecture, the tag's QuickGELU
-    setting and preprocessing (building the full-size models is left out: too slow here)."""
+    setting and preprocessing, and by default reads the tag's file from the hub cache
+    (building the full-size models is left out: too slow here)."""
     import t2i_bench.backbones.clip as clip_mod
 
     calls = []
@@ -426,5 +446,10 @@ def test_clip_real_published_arguments(name, arch, quick_gelu, tmp_path, monkeyp
     assert tuple(kwargs["force_preprocess_cfg"]["mean"]) == open_clip.OPENAI_DATASET_MEAN
     assert bb.weights == "file:weights.bin:1"
     calls.clear()
-    make_clip(name, "real")  # default: the published tag, resolved through the hub cache
-    assert calls[0][0] == arch and calls[0][1]["pretrained"] == clip_mod.SPECS[name].tag
+    # default: the published tag's file, resolved through the hub cache (as open_clip does)
+    repo = os.path.split(open_clip.get_pretrained_cfg(arch, clip_mod.SPECS[name].tag)["hf_hub"])[0]
+    cached = hub.put(repo, "open_clip_model.safetensors", b"weights")
+    bb = make_clip(name, "real")
+    assert calls[0][0] == arch and calls[0][1]["pretrained"] == str(cached)
+    assert calls[0][1]["force_quick_gelu"] is quick_gelu
+    assert bb.weights == f"{arch}/{clip_mod.SPECS[name].tag}"

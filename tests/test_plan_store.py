@@ -16,6 +16,8 @@ from t2i_bench.plan import make_plan
 from t2i_bench.prompts import load_prompt_set
 from t2i_bench.store import RunStore
 
+KEY = "c025c2f2f55c2f68dbd1a426c6874b64"  # with 2 CPU threads (tests/conftest.py)
+
 
 def _plan(concept_dir: Path, extra: str = "", checkpoints=None):
     config = load_config(write_config(concept_dir, extra))
@@ -30,9 +32,10 @@ def test_keys_are_stable_and_distinct(concept_dir: Path) -> None:
     # 5 prompt types x 1 prompt x 2 seeds, every image distinct; the first key is pinned so
     # that any change to what enters a key is deliberate (it invalidates every cached image)
     assert len(first.jobs) == 10 and len(first.image_keys) == 10
-    # (changed in store version 2: the device type entered the key, the prompt set's name and
-    # version left it — the prompt text itself is what determines pixels)
-    assert first.jobs[0].key == "5da4b17636829cf96de56f9e7a9b715b"
+    # (changed in store version 2: the device type, CPU thread count and render batch size
+    # entered the key; the prompt set's name and version left it: the prompt text itself
+    # determines pixels)
+    assert first.jobs[0].key == KEY
 
 
 def test_keys_change_with_everything_that_changes_pixels(concept_dir: Path) -> None:
@@ -40,15 +43,24 @@ def test_keys_change_with_everything_that_changes_pixels(concept_dir: Path) -> N
     assert base.isdisjoint(j.key for j in _plan(concept_dir, "seed: 7\n").jobs)
     assert base.isdisjoint(j.key for j in _plan(concept_dir, "dtype: bfloat16\n").jobs)
     assert base.isdisjoint(j.key for j in _plan(concept_dir, "device: meta\n").jobs)
+    assert base.isdisjoint(j.key for j in _plan(concept_dir, "threads: 3\n").jobs)
     steps = _plan(concept_dir, "sampler: {steps: 4, width: 64, height: 64}\n")
     assert base.isdisjoint(j.key for j in steps.jobs)
 
 
-def test_batch_size_does_not_change_keys(concept_dir: Path) -> None:
-    sampler = "sampler: {steps: 3, guidance_scale: 3.0, width: 64, height: 64, batch_size: 1}\n"
-    small = _plan(concept_dir, sampler)
-    assert len(small.batches) == 10
-    assert {j.key for j in small.jobs} == {j.key for j in _plan(concept_dir).jobs}
+def test_keys_carry_the_size_of_their_render_batch(concept_dir: Path) -> None:
+    """Batched kernels round differently at another batch size, so an image's key names the
+    size of its render batch: with batch size 4, 10 jobs give batches of 4, 4 and 2."""
+    sampler = "sampler: {steps: 3, guidance_scale: 3.0, width: 64, height: 64, batch_size: %d}\n"
+    four = _plan(concept_dir, sampler % 4)
+    assert [len(b.jobs) for b in four.batches] == [4, 4, 2]
+    ten = _plan(concept_dir, sampler % 10)
+    assert {j.key for j in four.jobs}.isdisjoint(j.key for j in ten.jobs)
+    # two more prompts: the full batches keep their keys, only the last batch changes
+    more = _plan(concept_dir, sampler % 4 + "images_per_prompt: 3\n")
+    kept = {j.key for b in four.batches[:2] for j in b.jobs}
+    full = [b for b in more.batches if len(b.jobs) == 4]
+    assert kept & {j.key for b in full for j in b.jobs}
 
 
 def test_checkpoint_identity_and_multiplier_enter_the_key(concept_dir: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ CLI = [sys.executable, "-m", "t2i_bench"]
 def site(tmp_path_factory) -> Path:
     """The example plugin installed (pip, no network) into a folder put on PYTHONPATH."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("source") / "example_plugin"
+    shutil.copytree(PLUGIN, source)  # pip builds in the source folder: keep the repo clean
     subprocess.run(
         [
             sys.executable,
@@ -33,7 +36,7 @@ def site(tmp_path_factory) -> Path:
             "--no-index",
             "--target",
             str(target),
-            str(PLUGIN),
+            str(source),
         ],
         check=True,
         capture_output=True,

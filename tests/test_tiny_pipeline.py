@@ -99,3 +99,25 @@ def test_save_and_load_offline(tmp_path) -> None:
     assert loaded.safety_checker is None
     loaded.set_progress_bar_config(disable=True)
     assert np.array_equal(_generate(pipe), _generate(loaded))
+
+
+def test_pixels_depend_on_batch_size_not_on_batch_mates_or_position() -> None:
+    """What image keys rely on (plan.batch_keys): at one batch size an image's pixels do not
+    depend on which other prompts and seeds share its batch, or where it sits in it."""
+    from t2i_bench.config import SamplerConfig
+    from t2i_bench.generation.render import render_batch
+
+    pipe = build_tiny_pipeline(0)
+    sampler = SamplerConfig(steps=3, guidance_scale=3.0, width=64, height=64)
+    mine = ("olis toy on a beach", 0)
+
+    def render(mates: list[tuple[str, int]], position: int) -> np.ndarray:
+        batch = mates[:position] + [mine] + mates[position:]
+        images = render_batch(pipe, [p for p, _ in batch], [s for _, s in batch], sampler)
+        return np.asarray(images[position])
+
+    some = [(f"prompt {i}", i) for i in range(5)]
+    other = [(f"a different prompt, number {i}", 9 - i) for i in range(5)]
+    reference = render(some, 0)
+    for mates, position in ((other, 0), (some, 3), (other, 5)):
+        assert np.array_equal(render(mates, position), reference)

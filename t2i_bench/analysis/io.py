@@ -7,6 +7,7 @@ The formats are documented in ``docs/analysis.md``. Every problem a user can fix
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,29 +15,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from t2i_bench.columns import (
+    BASE_CHECKPOINT,
+    ID_COLUMNS,
+    METRIC_KEY_COLUMNS,
+    PER_IMAGE_COLUMNS,
+    RUN_COLUMNS,
+    VALUE,
+)
 from t2i_bench.errors import BenchError
+from t2i_bench.files import require_regular_file
 from t2i_bench.prompt_types import PROMPT_TYPE_NAMES
 
-#: Columns every metrics table must have.
-METRIC_KEY_COLUMNS = ("checkpoint", "concept", "category", "prompt_type", "metric")
-REQUIRED_METRIC_COLUMNS = (*METRIC_KEY_COLUMNS, "value")
+#: Columns every metrics table must have (names from t2i_bench/columns.py).
+REQUIRED_METRIC_COLUMNS = (*METRIC_KEY_COLUMNS, VALUE)
 #: Optional per-image columns; when present, rows are per-image values.
-OPTIONAL_METRIC_COLUMNS = ("image", "seed", "prompt")
+OPTIONAL_METRIC_COLUMNS = PER_IMAGE_COLUMNS
 #: The prompt types t2i-bench generates (the registry's order); other names are accepted.
 PROMPT_TYPES = PROMPT_TYPE_NAMES
 #: Strings read as a missing number or hyperparameter (exact match after stripping spaces).
 #: In name columns (checkpoint, concept, ids…) only the empty string is missing.
 NA_STRINGS = frozenset({"", "N/A", "NA", "n/a", "na", "NaN", "nan", "null", "None"})
 _EMPTY = frozenset({""})
-#: Checkpoint name of the base model row.
-BASE_CHECKPOINT = "base"
 #: Category given to rows whose category is empty.
 DEFAULT_CATEGORY = "uncategorized"
-#: Config columns that are identifiers or training-run coordinates, not hyperparameters
-#: that define a configuration.
-ID_COLUMNS = ("checkpoint", "run_id", "config_id", "file", "path")
-RUN_COLUMNS = ("seed", "epoch", "step")
 _STRING_CONFIG_COLUMNS = ("checkpoint", "run_id", "config_id", "algo", "preset")
+#: A text cell starting with one of these is a formula to a spreadsheet (CSV injection);
+#: written CSVs prefix it with ``'``, and the readers here take the prefix off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_START = "[" + re.escape("".join(FORMULA_STARTS)) + "]"
+_NEEDS_QUOTE = re.compile("'*" + _START)
+_QUOTED = re.compile("'+" + _START)
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def read_metrics_table(path: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -86,6 +96,9 @@ def read_configs_table(path: str | Path | pd.DataFrame) -> pd.DataFrame:
             out[col] = text
             continue
         numeric = pd.to_numeric(text, errors="coerce")
+        if numeric.isin([np.inf, -np.inf]).any():
+            row = _row_number(numeric.isin([np.inf, -np.inf]))
+            raise BenchError(f"column {col!r} has an infinite value (data row {row})", path)
         out[col] = numeric.astype("float64") if numeric.notna().eq(text.notna()).all() else text
     empty = out["checkpoint"].isna()
     if empty.any():
@@ -177,8 +190,36 @@ def ensure_base_row(configs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([configs, row], ignore_index=True)
 
 
+def csv_cell(value: object) -> object:
+    """A text cell made safe for spreadsheets: ``'`` before a formula start (``=``, ``+``,
+    ``-``, ``@``, tab, CR); numbers, also text ones like ``-0.5``, stay as they are. Text that
+    already starts with quotes and a formula start gets one more, so :func:`restore_cell`
+    gives back exactly the original."""
+    if isinstance(value, str) and _NEEDS_QUOTE.match(value) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def restore_cell(value: object) -> object:
+    """The inverse of :func:`csv_cell`."""
+    if isinstance(value, str) and _QUOTED.match(value):
+        return value[1:]
+    return value
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell and column name passed through :func:`csv_cell`."""
+    out = frame.rename(columns=csv_cell)
+    for col in range(out.shape[1]):
+        column = out.iloc[:, col]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            out.isetitem(col, column.map(csv_cell, na_action="ignore"))
+    return out
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a CSV (``%.6g`` floats, ``\\n`` line ends) or parquet file atomically."""
+    """Write a CSV (``%.6g`` floats, ``\\n`` line ends, :func:`csv_safe`) or parquet file
+    atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -187,7 +228,8 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+            safe = csv_safe(frame)
+            safe.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -199,14 +241,15 @@ def _read_any(path: Path | pd.DataFrame) -> pd.DataFrame:
     """A table from a CSV/parquet file, or an in-memory frame (read as a file would be)."""
     if isinstance(path, pd.DataFrame):
         return path.copy()
-    if not path.is_file():
-        raise BenchError("file not found", path)
+    require_regular_file(path, "table")
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".txt"):
-            return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            raw = raw.rename(columns=restore_cell)
+            return raw.map(restore_cell) if raw.size else raw
     except (ValueError, OSError) as exc:
         raise BenchError(f"cannot read table: {exc}", path) from exc
     raise BenchError(f"unknown table format {suffix!r} (expected .csv or .parquet)", path)
@@ -228,17 +271,22 @@ def _compact_number(value: object) -> object:
 
 def _as_float(column: pd.Series, name: str, path: Path) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return column.astype("float64")
-    text = _as_text(column)
-    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    bad = numbers.isna() & text.notna()
-    if bad.any():
-        first = text[bad].iloc[0]
-        raise BenchError(
-            f"column {name!r} has a value that is not a number: {first!r} "
-            f"(data row {_row_number(bad)})",
-            path,
-        )
+        numbers = column.astype("float64")
+        text = numbers.map(repr).mask(numbers.isna())
+    else:
+        text = _as_text(column)
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    for bad, what in (
+        (numbers.isna() & text.notna(), "not a number"),
+        (numbers.isin([np.inf, -np.inf]), "not a finite number"),
+    ):
+        if bad.any():
+            first = text[bad].iloc[0]
+            raise BenchError(
+                f"column {name!r} has a value that is {what}: {first!r} "
+                f"(data row {_row_number(bad)})",
+                path,
+            )
     return numbers
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from t2i_bench.backbones._files import brief
 from t2i_bench.backbones.base import Backbone
 from t2i_bench.errors import BenchError
 
@@ -48,8 +49,54 @@ def weights_label(source: str) -> str:
     return source
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device out-of-memory error (CUDA's, or the RuntimeError other backends
+    raise)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def release_cached_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def halving_on_oom(
+    run: Callable[[Sequence], np.ndarray], items: Sequence
+) -> Iterator[tuple[int, int, np.ndarray | str]]:
+    """``run(items)``; when it runs out of device memory, each half again, down to single
+    items. Yields ``(start, stop, features)`` for each part done, or ``(start, stop, error)``
+    for a single item that does not fit even alone; other errors propagate."""
+
+    def part(lo: int, hi: int) -> Iterator[tuple[int, int, np.ndarray | str]]:
+        try:
+            result = run(items[lo:hi])
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            release_cached_memory()
+            if hi - lo == 1:
+                yield lo, hi, f"out of memory even alone ({brief(exc)})"
+                return
+            mid = (lo + hi) // 2
+            yield from part(lo, mid)
+            yield from part(mid, hi)
+            return
+        yield lo, hi, result
+
+    if items:
+        yield from part(0, len(items))
+
+
 def to_rgb(images: Sequence[Image.Image]) -> list[Image.Image]:
     return [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+
+
+def pad_chunk(chunk: Sequence, size: int) -> list:
+    """``chunk`` padded to ``size`` items with copies of its last item."""
+    chunk = list(chunk)
+    return chunk + [chunk[-1]] * (size - len(chunk)) if chunk else chunk
 
 
 def batched_forward(
@@ -59,17 +106,22 @@ def batched_forward(
     forward: Callable[..., torch.Tensor],
     on_batch: Callable[[], None],
 ) -> np.ndarray:
-    """Apply ``forward(prepare(chunk))`` to chunks of ``items``; concatenate as float32 numpy."""
+    """Apply ``forward(prepare(chunk))`` to chunks of ``items``; concatenate as float32 numpy.
+
+    Every chunk holds exactly ``batch_size`` items (the last one padded with copies of its
+    last item, whose outputs are dropped): batched kernels round differently at another
+    batch size, and an embedding must not depend on how many others were missing with it."""
     if batch_size < 1:
         raise BenchError(f"batch_size must be >= 1, got {batch_size}")
     outs: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
+            chunk = pad_chunk(items[start : start + batch_size], batch_size)
             inputs = prepare(chunk)
             out = forward(**inputs) if isinstance(inputs, dict) else forward(inputs)
             on_batch()
-            outs.append(out.detach().float().cpu().numpy())
+            kept = min(batch_size, len(items) - start)
+            outs.append(out.detach().float().cpu().numpy()[:kept])
     if not outs:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outs, axis=0).astype(np.float32, copy=False)
@@ -102,6 +154,27 @@ class TorchBackbone(Backbone):
 
     def _forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def forward_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """One batch of images through the model, as :meth:`embed_images` runs it: inputs
+        prepared on the CPU, moved to the model's device, features left there (tests run it
+        on the ``meta`` device to catch tensors left on another device)."""
+        with torch.inference_mode():
+            return self._forward_images(self._prepare_images(to_rgb(images)))
+
+    def _prepare_texts(self, texts: Sequence[str]) -> torch.Tensor | dict[str, torch.Tensor]:
+        raise NotImplementedError(f"backbone {self.name} has no text encoder")
+
+    def _forward_texts(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"backbone {self.name} has no text encoder")
+
+    def forward_text_batch(self, texts: Sequence[str]) -> torch.Tensor:
+        """One batch of texts through the text encoder, as :meth:`embed_texts` runs it."""
+        with torch.inference_mode():
+            inputs = self._prepare_texts(list(texts))
+            if isinstance(inputs, dict):
+                return self._forward_texts(**inputs)
+            return self._forward_texts(inputs)
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Return an (n, d) float32 array of image features (not normalised)."""
@@ -158,6 +231,6 @@ def hf_load(loader: Callable[..., object], source: str, what: str, **kwargs: obj
         return loader(os.path.expanduser(source), **kwargs)
     except Exception as exc:  # OSError / ValueError / hub errors
         raise BenchError(
-            f"cannot load {what} from {source!r} ({type(exc).__name__}: {str(exc)[:300]}); "
+            f"cannot load {what} from {source!r} ({brief(exc, 300)}); "
             "download it into the Hugging Face cache or pass a local directory"
         ) from exc

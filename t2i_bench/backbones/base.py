@@ -18,6 +18,7 @@ never silently reuse stale features.
 from __future__ import annotations
 
 import difflib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,11 +48,20 @@ class BackboneSpec:
     weight_files: tuple[str, ...] = ()  # files whose contents are the weights (and configs)
     settings: dict[str, Any] = field(default_factory=dict)  # other static facts that matter
     description: str = ""
+    # Large embeddings needed only to compute metric values (spatial LPIPS features, Gram
+    # matrices, ImageReward's image tokens): a run drops those of generated images once every
+    # value that reads them is stored, and embeds them again only if a value must be
+    # recomputed. Not part of the identity: it changes where features live, not what they are.
+    transient: bool = False
 
     @property
     def identity(self) -> str:
-        """Name, profile, version and a hash of settings, preprocessing and weight contents."""
-        contents = {str(Path(p)): file_sha256(Path(p)) for p in self.weight_files}
+        """Name, profile, version and a hash of settings, preprocessing and weight contents.
+
+        The weight files count by content, in the describer's order, never by path: the same
+        files in another folder (or on another machine) give the same identity. Hashes of
+        large files are cached across processes (:func:`t2i_bench.hashing.file_sha256`)."""
+        contents = [file_sha256(Path(p)) for p in self.weight_files]
         digest = stable_hash(
             {
                 "architecture": self.architecture,
@@ -141,11 +151,31 @@ def _entry(name: str) -> _Entry:
     return _REGISTRY[name]
 
 
+def _check_options(name: str, func: Callable[..., Any], options: dict[str, object]) -> None:
+    """One line naming the options backbone ``name`` does not take (e.g. a config typo)."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a callable without a signature: let it decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [p for p in params if p not in ("profile", "device", "batch_size")]
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise BenchError(
+            f"backbone {name} has no option {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(takes) or 'none'}"
+        )
+
+
 def describe_backbone(name: str, profile: str = "tiny", **options: object) -> BackboneSpec:
     """The static spec of backbone ``name``: no model is loaded. A backbone registered without
-    a describer is loaded once to learn it (third-party plugins may do that)."""
+    a describer is loaded once to learn it (third-party plugins may do that). ``batch_size``
+    is accepted and ignored (it does not change embeddings)."""
     entry = _entry(name)
+    options = {k: v for k, v in options.items() if k != "batch_size"}
     if entry.describe is not None:
+        _check_options(name, entry.describe, options)
         return entry.describe(profile, **options)
     spec = load_backbone(name, profile, "cpu", **options).spec
     assert spec is not None  # load_backbone always sets it
@@ -160,7 +190,7 @@ def load_backbone(
     ``options`` go to the factory unchanged (e.g. ``batch_size``, ``weights`` for a local path).
     """
     entry = _entry(name)
-    spec = entry.describe(profile, **options) if entry.describe is not None else None
+    spec = describe_backbone(name, profile, **options) if entry.describe is not None else None
     backbone = entry.factory(profile, device, **options)
     count_load("backbone")
     if spec is None:  # no describer: the loaded model's own identity is the best we know

@@ -11,6 +11,9 @@ processor's class and conventions at a small size.
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +30,13 @@ from transformers import (
     ViTModel,
 )
 
+from t2i_bench.backbones._files import (
+    expand,
+    hf_model_folder,
+    hf_weight_files,
+    hub_snapshot,
+    is_local,
+)
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -37,8 +47,11 @@ from t2i_bench.backbones._torch import (
     seeded,
     weights_label,
 )
-from t2i_bench.backbones.base import register_backbone
+from t2i_bench.backbones.base import BackboneSpec, register_backbone
+from t2i_bench.errors import BenchError
 
+VERSION = "1"
+PROCESSOR_CONFIG = "preprocessor_config.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -51,6 +64,7 @@ class DinoSpec:
     model_cls: type
     config_cls: type
     tiny_config: dict[str, Any]
+    published_weights: str  # the weight file of the hub repo's main branch
 
 
 SPECS = {
@@ -68,6 +82,7 @@ SPECS = {
             patch_size=14,
             image_size=56,
         ),
+        "model.safetensors",
     ),
     "dino_vits16": DinoSpec(
         "dino_vits16",
@@ -84,6 +99,7 @@ SPECS = {
             image_size=64,
             qkv_bias=True,
         ),
+        "pytorch_model.bin",  # main has no safetensors (only an open PR does)
     ),
 }
 
@@ -146,14 +162,84 @@ class DinoBackbone(TorchBackbone):
         return self.model(pixel_values=pixels).last_hidden_state[:, 0]
 
 
+@dataclass(frozen=True)
+class DinoSource:
+    """Where a real DINO's files are, resolved without loading it."""
+
+    model_folder: str
+    processor_folder: str
+    files: tuple[str, ...]
+    label: str
+
+
+def _hint(spec: DinoSpec) -> str:
+    return f"set backbones.dino.weights (or {spec.env_var}) to a save_pretrained folder"
+
+
+def _processor_folder(source: str, hint: str) -> str:
+    if is_local(source):
+        folder = expand(source)
+        if not os.path.isfile(os.path.join(folder, PROCESSOR_CONFIG)):
+            raise BenchError(f"no {PROCESSOR_CONFIG} (the image processor) in this folder", folder)
+        return folder
+    return hub_snapshot(source, PROCESSOR_CONFIG, hint)
+
+
+def resolve_real(name: str, weights: str | None = None, processor: str | None = None) -> DinoSource:
+    """The model folder (a ``save_pretrained`` folder, or a hub id's cache snapshot) and the
+    image-processor folder (``processor``, default: the model's own) of ``name``."""
+    spec = SPECS[name]
+    hint = _hint(spec)
+    source = weights or env_source(spec.env_var, spec.hub_id) or spec.hub_id
+    with_files = (spec.published_weights,) + (() if processor else (PROCESSOR_CONFIG,))
+    folder = hf_model_folder(source, f"{name} model", hint, with_files)
+    proc_folder = _processor_folder(processor or source, hint)
+    files = (
+        os.path.join(folder, "config.json"),
+        *hf_weight_files(folder, f"{name} model", hint),
+        os.path.join(proc_folder, PROCESSOR_CONFIG),
+    )
+    label = source if source == spec.hub_id else weights_label(folder)
+    if processor:
+        label += f"+processor:{weights_label(proc_folder)}"
+    return DinoSource(folder, proc_folder, files, label)
+
+
+def describe_dino(
+    name: str, profile: str = "tiny", weights: str | None = None, processor: str | None = None
+) -> BackboneSpec:
+    """The static spec of ``name``: the processor's settings come from its JSON file."""
+    spec = SPECS[name]
+    check_profile(name, profile)
+    if profile == "tiny":
+        config = json.dumps(spec.tiny_config, sort_keys=True)
+        arch = f"transformers {spec.model_cls.__name__} {config}"
+        preprocessing = describe_hf_processor(tiny_processor(name))
+        return BackboneSpec(name, "tiny", VERSION, arch, preprocessing, f"seed={TINY_SEED}")
+    src = resolve_real(name, weights, processor)
+    proc = hf_load(AutoImageProcessor.from_pretrained, src.processor_folder, f"{name} processor")
+    return BackboneSpec(
+        name,
+        "real",
+        VERSION,
+        f"transformers {spec.model_cls.__name__} (config.json), CLS token",
+        describe_hf_processor(proc),
+        src.label,
+        src.files,
+        description=spec.hub_id,
+    )
+
+
 def make_dino(
     name: str,
     profile: str = "tiny",
     device: str = "cpu",
     batch_size: int = 32,
     weights: str | None = None,
+    processor: str | None = None,
 ) -> DinoBackbone:
-    """Build ``name``; ``weights`` (``real``) is a hub id or a ``save_pretrained`` directory."""
+    """Build ``name``; ``weights`` (``real``) is a hub id or a ``save_pretrained`` folder,
+    ``processor`` a folder (or hub id) holding the image processor (default: the model's)."""
     spec = SPECS[name]
     check_profile(name, profile)
     if profile == "tiny":
@@ -166,19 +252,14 @@ def make_dino(
             device,
             batch_size,
         )
-    source = weights or env_source(spec.env_var, spec.hub_id) or spec.hub_id
+    src = resolve_real(name, weights, processor)
     kwargs = {"add_pooling_layer": False} if spec.model_cls is ViTModel else {}
-    model = hf_load(spec.model_cls.from_pretrained, source, f"{name} model", **kwargs)
-    processor = hf_load(AutoImageProcessor.from_pretrained, source, f"{name} image processor")
-    label = source if source == spec.hub_id else weights_label(source)
-    return DinoBackbone(name, model, processor, "real", label, device, batch_size)  # type: ignore[arg-type]
+    model = hf_load(spec.model_cls.from_pretrained, src.model_folder, f"{name} model", **kwargs)
+    proc = hf_load(AutoImageProcessor.from_pretrained, src.processor_folder, f"{name} processor")
+    return DinoBackbone(name, model, proc, "real", src.label, device, batch_size)  # type: ignore[arg-type]
 
 
-@register_backbone("dinov2_vitl14")
-def _dinov2_vitl14(profile: str, device: str = "cpu", **options: Any) -> DinoBackbone:
-    return make_dino("dinov2_vitl14", profile, device, **options)
-
-
-@register_backbone("dino_vits16")
-def _dino_vits16(profile: str, device: str = "cpu", **options: Any) -> DinoBackbone:
-    return make_dino("dino_vits16", profile, device, **options)
+for _name in SPECS:
+    register_backbone(_name, describe=functools.partial(describe_dino, _name))(
+        functools.partial(make_dino, _name)
+    )

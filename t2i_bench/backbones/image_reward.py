@@ -25,10 +25,12 @@ it and ``med_config.json`` (default: the hub repo through the cache); ``tokenize
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,16 @@ from transformers import (
     BlipVisionModel,
 )
 
+from t2i_bench.backbones._files import (
+    TOKENIZER_FILES,
+    brief,
+    expand,
+    hub_file,
+    hub_optional_files,
+    hub_snapshot,
+    is_local,
+    present,
+)
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -53,10 +65,13 @@ from t2i_bench.backbones._torch import (
     to_rgb,
     weights_label,
 )
-from t2i_bench.backbones.base import register_backbone
+from t2i_bench.backbones.base import BackboneSpec, register_backbone
 from t2i_bench.errors import BenchError
 
+NAME = "image_reward"
+VERSION = "1"
 HUB_ID = "THUDM/ImageReward"
+TOKENIZER_ID = "bert-base-uncased"
 REWARD_MEAN = 0.16717362830052426
 REWARD_STD = 1.0333394966054072
 MAX_TEXT_TOKENS = 35
@@ -193,8 +208,9 @@ def convert_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def model_from_checkpoint(sd: dict[str, torch.Tensor], med: dict[str, Any]) -> ImageRewardModel:
-    """Build and load the model for an ImageReward state dict and its ``med_config``."""
+def vision_geometry(sd: dict[str, torch.Tensor]) -> tuple[int, int, int, int]:
+    """(width, layers, image size, patch size) of the BLIP ViT in an ImageReward state dict,
+    from tensor shapes only."""
     try:
         pos = sd["blip.visual_encoder.pos_embed"]
         patch = int(sd["blip.visual_encoder.patch_embed.proj.weight"].shape[-1])
@@ -205,7 +221,13 @@ def model_from_checkpoint(sd: dict[str, torch.Tensor], med: dict[str, Any]) -> I
         int(k.split(".")[3]) for k in sd if k.startswith("blip.visual_encoder.blocks.")
     )
     grid = round((pos.shape[1] - 1) ** 0.5)
-    vcfg = vision_config(hidden, layers, grid * patch, patch)
+    return hidden, layers, grid * patch, patch
+
+
+def model_from_checkpoint(sd: dict[str, torch.Tensor], med: dict[str, Any]) -> ImageRewardModel:
+    """Build and load the model for an ImageReward state dict and its ``med_config``."""
+    hidden, layers, image_size, patch = vision_geometry(sd)
+    vcfg = vision_config(hidden, layers, image_size, patch)
     model = ImageRewardModel(vcfg, text_config(med, hidden))
     converted = convert_state_dict(sd)
     missing, unexpected = model.load_state_dict(converted, strict=False)
@@ -299,57 +321,174 @@ def to_image_reward_state_dict(model: ImageRewardModel) -> dict[str, torch.Tenso
     return out
 
 
-def _resolve_real(weights: str | None) -> tuple[str, str]:
-    """(ImageReward.pt path, med_config.json path) from a file, a directory or the hub cache."""
+WEIGHTS_HINT = (
+    "set backbones.image_reward.weights (or T2I_BENCH_IMAGEREWARD) to ImageReward.pt or its folder"
+)
+TOKENIZER_HINT = (
+    "set backbones.image_reward.tokenizer (or T2I_BENCH_IMAGEREWARD_TOKENIZER) to a folder "
+    "with bert-base-uncased's vocab.txt"
+)
+CHECKPOINT_URL = f"https://huggingface.co/{HUB_ID}/blob/main/ImageReward.pt"
+
+
+@dataclass(frozen=True)
+class ImageRewardSource:
+    """Where the real ImageReward's files are, resolved without loading it."""
+
+    checkpoint: str
+    med_config: str
+    tokenizer_folder: str
+    files: tuple[str, ...]
+    label: str
+
+
+def _tokenizer_files(source: str) -> tuple[str, list[str]]:
+    if is_local(source):
+        folder = expand(source)
+        files = present(folder, TOKENIZER_FILES)
+    else:
+        folder = hub_snapshot(source, "vocab.txt", TOKENIZER_HINT)
+        files = hub_optional_files(source, TOKENIZER_FILES)
+    if not {"vocab.txt", "tokenizer.json"} & {os.path.basename(f) for f in files}:
+        raise BenchError(
+            f"no BERT tokenizer (vocab.txt or tokenizer.json; {TOKENIZER_HINT})", folder
+        )
+    return folder, files
+
+
+def resolve_real(weights: str | None = None, tokenizer: str | None = None) -> ImageRewardSource:
+    """``ImageReward.pt`` and ``med_config.json`` (``weights``: the file or its folder;
+    ``T2I_BENCH_IMAGEREWARD``; else the hub repo through the cache) and the BERT tokenizer
+    (``tokenizer``, ``T2I_BENCH_IMAGEREWARD_TOKENIZER``, a ``vocab.txt`` beside the weights,
+    else ``bert-base-uncased`` through the cache)."""
     source = weights or env_source("T2I_BENCH_IMAGEREWARD", None)
     if source:
-        path = os.path.expanduser(source)
+        path = expand(source)
         ckpt = os.path.join(path, "ImageReward.pt") if os.path.isdir(path) else path
         med = os.path.join(os.path.dirname(ckpt), "med_config.json")
         for p in (ckpt, med):
             if not os.path.isfile(p):
-                raise BenchError("ImageReward file not found", p)
-        return ckpt, med
-    from huggingface_hub import hf_hub_download
+                raise BenchError(f"ImageReward file not found ({WEIGHTS_HINT})", p)
+        label = weights_label(ckpt)
+    else:
+        ckpt = hub_file(HUB_ID, "ImageReward.pt", WEIGHTS_HINT, with_files=["med_config.json"])
+        med = hub_file(HUB_ID, "med_config.json", WEIGHTS_HINT)
+        label = HUB_ID
+    assert ckpt is not None and med is not None  # required files
+    local_vocab = os.path.join(os.path.dirname(ckpt), "vocab.txt")
+    tok_source = tokenizer or env_source("T2I_BENCH_IMAGEREWARD_TOKENIZER", None)
+    tok_source = tok_source or (os.path.dirname(ckpt) if os.path.isfile(local_vocab) else None)
+    tok_folder, tok_files = _tokenizer_files(tok_source or TOKENIZER_ID)
+    if tok_source and tok_source != os.path.dirname(ckpt):
+        label += f"+tokenizer:{weights_label(tok_folder)}"
+    return ImageRewardSource(ckpt, med, tok_folder, (ckpt, med, *tok_files), label)
 
+
+def _bad_checkpoint(path: str, exc: Exception) -> BenchError:
+    return BenchError(
+        f"cannot read ImageReward.pt ({brief(exc)}); it must be the "
+        f"published state dict ({CHECKPOINT_URL}): download it again",
+        path,
+    )
+
+
+def read_checkpoint(path: str, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict of an ImageReward.pt (``weights_only``; ``mmap`` reads shapes without
+    reading the tensors); any failure is one line naming the file."""
     try:
-        return (
-            hf_hub_download(HUB_ID, "ImageReward.pt"),
-            hf_hub_download(HUB_ID, "med_config.json"),
-        )
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            sd = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
     except Exception as exc:
-        raise BenchError(
-            f"cannot load {HUB_ID} ({type(exc).__name__}); download ImageReward.pt and "
-            "med_config.json or set T2I_BENCH_IMAGEREWARD to their directory"
-        ) from exc
+        raise _bad_checkpoint(path, exc) from exc
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise _bad_checkpoint(path, TypeError(f"holds a {type(sd).__name__}, not a state dict"))
+    return sd
+
+
+@functools.lru_cache(maxsize=8)
+def _image_size(path: str, size: int, mtime_ns: int) -> int:
+    return vision_geometry(read_checkpoint(path, mmap=True))[2]
+
+
+def checkpoint_image_size(path: str) -> int:
+    """The input size of the BLIP ViT of an ImageReward.pt, from tensor shapes (mmap)."""
+    st = os.stat(path)
+    return _image_size(path, st.st_size, st.st_mtime_ns)
+
+
+def _read_med_config(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            med = json.load(f)
+        med["vocab_size"]  # noqa: B018  (required key)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"not a BLIP med_config.json ({type(exc).__name__}: {exc})", path) from exc
+    return med
 
 
 def load_real_image_reward(
     weights: str | None = None, tokenizer: str | None = None
 ) -> tuple[ImageRewardModel, BertTokenizer, str]:
-    ckpt, med_path = _resolve_real(weights)
-    with open(med_path, encoding="utf-8") as f:
-        med = json.load(f)
-    sd = torch.load(ckpt, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    model = model_from_checkpoint(sd, med)
-    local_vocab = os.path.join(os.path.dirname(ckpt), "vocab.txt")
-    tok_source = tokenizer or env_source("T2I_BENCH_IMAGEREWARD_TOKENIZER", None)
-    tok_source = tok_source or (os.path.dirname(ckpt) if os.path.isfile(local_vocab) else None)
-    tok_source = tok_source or "bert-base-uncased"
+    src = resolve_real(weights, tokenizer)
+    med = _read_med_config(src.med_config)
+    model = model_from_checkpoint(read_checkpoint(src.checkpoint), med)
     try:
-        tok = BertTokenizer.from_pretrained(os.path.expanduser(tok_source))
+        tok = BertTokenizer.from_pretrained(src.tokenizer_folder)
     except Exception as exc:
-        raise BenchError(f"cannot load the BERT tokenizer {tok_source!r} ({exc})") from exc
+        raise BenchError(
+            f"cannot load the BERT tokenizer ({brief(exc)})",
+            src.tokenizer_folder,
+        ) from exc
     tok = blip_tokenizer(tok)
     if len(tok) != med["vocab_size"]:
         raise BenchError(
             f"tokenizer has {len(tok)} tokens, med_config.json expects {med['vocab_size']}",
-            med_path,
+            src.med_config,
         )
-    published = weights is None and env_source("T2I_BENCH_IMAGEREWARD", None) is None
-    return model, tok, HUB_ID if published else weights_label(ckpt)
+    return model, tok, src.label
+
+
+def preprocessing(size: int) -> str:
+    return (
+        f"resize shortest side to {size} (bicubic, PIL); center crop {size}; RGB; to [0,1]; "
+        f"normalize mean={CLIP_MEAN} std={CLIP_STD}; text: BERT uncased WordPiece "
+        f"+[DEC]/[ENC], pad to {MAX_TEXT_TOKENS}, truncate; reward=(mlp-{REWARD_MEAN})/"
+        f"{REWARD_STD}"
+    )
+
+
+def describe_image_reward(
+    profile: str = "tiny", weights: str | None = None, tokenizer: str | None = None
+) -> BackboneSpec:
+    """The static spec of ``image_reward``; the image size is read from the checkpoint's
+    tensor shapes (memory-mapped, no weights read), which also checks the file early."""
+    check_profile(NAME, profile)
+    arch = "BLIP ViT (transformers BlipVisionModel) + BLIP med text encoder + reward MLP"
+    if profile == "tiny":
+        size = TINY_VISION["image_size"]
+        return BackboneSpec(
+            NAME, "tiny", VERSION, arch, preprocessing(size), f"seed={TINY_SEED}", transient=True
+        )
+    src = resolve_real(weights, tokenizer)
+    _read_med_config(src.med_config)
+    size = checkpoint_image_size(src.checkpoint)
+    return BackboneSpec(
+        NAME,
+        "real",
+        VERSION,
+        arch,
+        preprocessing(size),
+        src.label,
+        src.files,
+        description=HUB_ID,
+        transient=True,  # 197 ViT-L tokens: 0.81 MB per image
+    )
 
 
 class ImageRewardBackbone(TorchBackbone):
@@ -381,12 +520,7 @@ class ImageRewardBackbone(TorchBackbone):
                 T.Normalize(CLIP_MEAN, CLIP_STD),
             ]
         )
-        self.preprocessing = (
-            f"resize shortest side to {size} (bicubic, PIL); center crop {size}; RGB; to [0,1]; "
-            f"normalize mean={CLIP_MEAN} std={CLIP_STD}; text: BERT uncased WordPiece "
-            f"+[DEC]/[ENC], pad to {MAX_TEXT_TOKENS}, truncate; reward=(mlp-{REWARD_MEAN})/"
-            f"{REWARD_STD}"
-        )
+        self.preprocessing = preprocessing(size)
         self.text_forward_calls = 0
 
     def _prepare_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -407,26 +541,34 @@ class ImageRewardBackbone(TorchBackbone):
         pairs = list(zip(range(len(prompts)), prompts, strict=True))
 
         def prepare(chunk: Sequence[tuple[int, str]]) -> dict[str, torch.Tensor]:
-            idx = [i for i, _ in chunk]
-            enc = self.tokenizer(
-                [p for _, p in chunk],
-                padding="max_length",
-                truncation=True,
-                max_length=MAX_TEXT_TOKENS,
-                return_tensors="pt",
-            )
-            tokens = torch.from_numpy(emb[idx]).view(len(idx), *self.tokens_shape)
-            return {
-                "tokens": tokens.to(self.device),
-                "input_ids": enc["input_ids"].to(self.device),
-                "attention_mask": enc["attention_mask"].to(self.device),
-            }
+            return self._prepare_pairs(emb[[i for i, _ in chunk]], [p for _, p in chunk])
 
         def count() -> None:
             self.text_forward_calls += 1
 
         out = batched_forward(pairs, self.batch_size, prepare, self.model.reward, count)
         return out.astype(np.float64)
+
+    def _prepare_pairs(self, embeddings: np.ndarray, prompts: Sequence[str]) -> dict[str, Any]:
+        """Image tokens (from embeddings) and tokenised prompts, on the model's device."""
+        enc = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            truncation=True,
+            max_length=MAX_TEXT_TOKENS,
+            return_tensors="pt",
+        )
+        tokens = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+        return {
+            "tokens": tokens.view(len(prompts), *self.tokens_shape).to(self.device),
+            "input_ids": enc["input_ids"].to(self.device),
+            "attention_mask": enc["attention_mask"].to(self.device),
+        }
+
+    def forward_reward_batch(self, embeddings: np.ndarray, prompts: Sequence[str]) -> torch.Tensor:
+        """Rewards of one batch of (image embedding, prompt) pairs, left on the device."""
+        with torch.inference_mode():
+            return self.model.reward(**self._prepare_pairs(embeddings, prompts))
 
     def score(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> np.ndarray:
         """(n,) rewards of ``images[i]`` for ``prompts[i]``."""
@@ -448,6 +590,6 @@ def make_image_reward(
     return ImageRewardBackbone(model, tok, "real", label, device, batch_size)
 
 
-@register_backbone("image_reward")
+@register_backbone(NAME, describe=describe_image_reward)
 def _image_reward(profile: str, device: str = "cpu", **options: Any) -> ImageRewardBackbone:
     return make_image_reward(profile, device, **options)

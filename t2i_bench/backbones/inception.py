@@ -7,8 +7,9 @@ weights file is the same one pytorch-fid and torch-fidelity download.
 
 ``real`` reads the weights from ``weights=`` / ``T2I_BENCH_INCEPTION_WEIGHTS``, else from the
 torch hub cache (``pt_inception-2015-12-05-6726825d.pth`` or torch-fidelity's
-``weights-inception-2015-12-05-6726825d.pth``), else lets torch-fidelity download them
-unless ``HF_HUB_OFFLINE`` is set.
+``weights-inception-2015-12-05-6726825d.pth``), else downloads pytorch-fid's copy into it
+unless ``HF_HUB_OFFLINE`` is set. The file is read with ``torch.load(weights_only=True)``
+(torch-fidelity itself would unpickle a given path with ``weights_only=False``).
 
 ``tiny`` is the same network with seeded Kaiming-normal conv weights and identity batch norm
 (a default random init makes every feature ~1e-9: FID 0), and the in-network resize set to
@@ -19,7 +20,6 @@ part of its identity (preprocessing string and weights label).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -28,24 +28,33 @@ import numpy as np
 import torch
 from PIL import Image
 
+from t2i_bench.backbones._files import brief, local_file, torch_hub_file
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
     check_profile,
     env_source,
+    pad_chunk,
     seeded,
     to_rgb,
     weights_label,
 )
-from t2i_bench.backbones.base import register_backbone
+from t2i_bench.backbones.base import BackboneSpec, register_backbone
 from t2i_bench.errors import BenchError
 
+NAME = "inception_v3_fid"
+VERSION = "1"
+WEIGHTS_URL = (
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+    "pt_inception-2015-12-05-6726825d.pth"
+)
 WEIGHT_FILES = (
     "pt_inception-2015-12-05-6726825d.pth",
     "weights-inception-2015-12-05-6726825d.pth",
 )
 ENV_VAR = "T2I_BENCH_INCEPTION_WEIGHTS"
 TINY_INPUT_SIZE = 75  # the smallest input Inception-v3 accepts
+REAL_INPUT_SIZE = 299
 
 
 def _extractor_cls() -> type:
@@ -84,45 +93,90 @@ def tiny_inception_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
     return net.state_dict()
 
 
-def build_tiny_inception(seed: int = TINY_SEED) -> torch.nn.Module:
-    """torch-fidelity's FID Inception with :func:`tiny_inception_state_dict` weights."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "tiny_inception.pth")
-        torch.save(tiny_inception_state_dict(seed), path)
-        net = _extractor_cls()("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
-    net.INPUT_IMAGE_SIZE = TINY_INPUT_SIZE
+def inception_from_state_dict(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """torch-fidelity's FID Inception holding ``state_dict``.
+
+    torch-fidelity reads a weights path with ``torch.load(weights_only=False)`` (arbitrary
+    code from a pickle); we never hand it a path: the state dict is read here with
+    ``weights_only=True`` and given to its constructor in place of the download."""
+    import torch_fidelity.feature_extractor_inceptionv3 as module
+
+    cls = _extractor_cls()
+    original = module.load_state_dict_from_url
+    module.load_state_dict_from_url = lambda *args, **kwargs: state_dict
+    try:
+        net = cls("inception-v3-compat", ["2048"], feature_extractor_weights_path=None)
+    finally:
+        module.load_state_dict_from_url = original
     return net.eval()
 
 
-def find_real_weights(weights: str | None = None) -> str | None:
-    """The local FID Inception weights file, if any (argument, env var, torch hub cache)."""
+def build_tiny_inception(seed: int = TINY_SEED) -> torch.nn.Module:
+    """torch-fidelity's FID Inception with :func:`tiny_inception_state_dict` weights."""
+    net = inception_from_state_dict(tiny_inception_state_dict(seed))
+    net.INPUT_IMAGE_SIZE = TINY_INPUT_SIZE
+    return net
+
+
+HINT = f"set backbones.inception.weights (or {ENV_VAR}) to a local copy"
+
+
+def find_real_weights(weights: str | None = None) -> str:
+    """The FID Inception weights file: ``weights``, the environment variable, the torch hub
+    cache (either published name), else downloaded when online; a missing one is one line."""
     explicit = weights or env_source(ENV_VAR, None)
     if explicit:
-        path = os.path.expanduser(explicit)
-        if not os.path.isfile(path):
-            raise BenchError("FID Inception weights not found", path)
-        return path
+        return local_file(explicit, "FID Inception weights", HINT)
     hub = os.path.join(torch.hub.get_dir(), "checkpoints")
     for name in WEIGHT_FILES:
         if os.path.isfile(os.path.join(hub, name)):
             return os.path.join(hub, name)
-    return None
+    return torch_hub_file(WEIGHT_FILES[0], WEIGHTS_URL, HINT)
+
+
+def _label(path: str) -> str:
+    published = os.path.basename(path) in WEIGHT_FILES
+    return "pt_inception-2015-12-05" if published else weights_label(path)
 
 
 def load_real_inception(weights: str | None = None) -> tuple[torch.nn.Module, str]:
     path = find_real_weights(weights)
-    if path is None and os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        raise BenchError(
-            f"FID Inception weights not in {torch.hub.get_dir()}/checkpoints and offline; set "
-            f"{ENV_VAR} to a local {WEIGHT_FILES[0]}"
-        )
     try:
-        net = _extractor_cls()("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        net = inception_from_state_dict(state_dict)
     except Exception as exc:
-        raise BenchError(f"cannot load the FID Inception weights ({exc})", path) from exc
-    published = path is None or os.path.basename(path) in WEIGHT_FILES
-    label = "pt_inception-2015-12-05" if published else weights_label(path)
-    return net.eval(), label
+        raise BenchError(
+            f"cannot load the FID Inception weights ({brief(exc)}); "
+            f"the file must be a state dict such as {WEIGHT_FILES[0]} ({WEIGHTS_URL})",
+            path,
+        ) from exc
+    return net, _label(path)
+
+
+def preprocessing(size: int) -> str:
+    return (
+        f"RGB uint8 HWC->CHW; in-network TF1-compatible bilinear resize to {size}x{size} "
+        "(align_corners=False, no antialias); (x-128)/128; pool3 2048-d float32"
+    )
+
+
+def describe_inception(profile: str = "tiny", weights: str | None = None) -> BackboneSpec:
+    """The static spec of ``inception_v3_fid``: loads nothing."""
+    check_profile(NAME, profile)
+    arch = "torch-fidelity FeatureExtractorInceptionV3 (inception-v3-compat, pool3 2048)"
+    if profile == "tiny":
+        return BackboneSpec(
+            NAME,
+            "tiny",
+            VERSION,
+            arch,
+            preprocessing(TINY_INPUT_SIZE),
+            f"seed={TINY_SEED};kaiming",
+        )
+    path = find_real_weights(weights)
+    return BackboneSpec(
+        NAME, "real", VERSION, arch, preprocessing(REAL_INPUT_SIZE), _label(path), (path,)
+    )
 
 
 class InceptionBackbone(TorchBackbone):
@@ -145,11 +199,15 @@ class InceptionBackbone(TorchBackbone):
         super().__init__(device=device, batch_size=batch_size)
         self.name, self.profile, self.weights = "inception_v3_fid", profile, weights
         self.net = net.to(self.device).eval()
-        size = int(net.INPUT_IMAGE_SIZE)
-        self.preprocessing = (
-            f"RGB uint8 HWC->CHW; in-network TF1-compatible bilinear resize to {size}x{size} "
-            "(align_corners=False, no antialias); (x-128)/128; pool3 2048-d float32"
-        )
+        self.preprocessing = preprocessing(int(net.INPUT_IMAGE_SIZE))
+
+    def _prepare_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """uint8 (n, 3, h, w) on the device; the images must share one size."""
+        arr = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(self.device)
+
+    def _forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net(pixels)[0]
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Return an (n, 2048) float32 array of pool3 features."""
@@ -161,11 +219,11 @@ class InceptionBackbone(TorchBackbone):
                 for i in range(start, min(start + self.batch_size, len(rgb))):
                     groups[rgb[i].size].append(i)
                 for idx in groups.values():
-                    arr = np.stack([np.asarray(rgb[i], dtype=np.uint8) for i in idx])
-                    x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(self.device)
-                    feats = self.net(x)[0]
+                    padded = pad_chunk(idx, self.batch_size)  # one batch shape: see pad_chunk
+                    prepared = self._prepare_images([rgb[i] for i in padded])
+                    feats = self._forward_images(prepared)[: len(idx)]
                     self.forward_calls += 1
-                    out[idx] = feats.float().cpu().numpy()
+                    out[idx] = feats.float().cpu().numpy()[: len(idx)]
         return out
 
 
@@ -181,6 +239,6 @@ def make_inception(
     return InceptionBackbone(net, "real", label, device, batch_size)
 
 
-@register_backbone("inception_v3_fid")
+@register_backbone(NAME, describe=describe_inception)
 def _inception_v3_fid(profile: str, device: str = "cpu", **options: Any) -> InceptionBackbone:
     return make_inception(profile, device, **options)

@@ -26,6 +26,7 @@ import torchvision
 from PIL import Image
 from torchvision.transforms import v2 as T
 
+from t2i_bench.backbones._files import brief, local_file, torch_hub_file
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -34,14 +35,18 @@ from t2i_bench.backbones._torch import (
     seeded,
     weights_label,
 )
-from t2i_bench.backbones.base import register_backbone
+from t2i_bench.backbones.base import BackboneSpec, register_backbone
 from t2i_bench.errors import BenchError
 
 CHANNELS = (64, 192, 384, 256, 256)
 SLICES = ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12))  # AlexNet features -> relu1..relu5
 SHIFT = (-0.030, -0.088, -0.188)  # LPIPS ScalingLayer constants (inputs in [-1, 1])
 SCALE = (0.458, 0.448, 0.450)
+NAME = "lpips_alex"
+VERSION = "1"
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
+LIN_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth"
 REAL_SIZE, TINY_SIZE = 256, 64
 
 
@@ -117,38 +122,89 @@ def build_tiny_lpips(seed: int = TINY_SEED) -> LPIPSNet:
     return LPIPSNet(features, lin).eval()
 
 
+LIN_HINT = "set backbones.lpips.weights (or T2I_BENCH_LPIPS_WEIGHTS) to an LPIPS v0.1 alex.pth"
+ALEX_HINT = "set backbones.lpips.alexnet_weights (or T2I_BENCH_ALEXNET_WEIGHTS) to a local copy"
+
+
+def resolve_real(weights: str | None = None, alexnet_weights: str | None = None) -> tuple[str, str]:
+    """(AlexNet file, LPIPS linear-layer file): the arguments, the environment variables,
+    else torchvision's file in the torch hub cache and the ``lpips`` package's ``alex.pth``."""
+    lin = weights or env_source("T2I_BENCH_LPIPS_WEIGHTS", None)
+    if lin:
+        lin = local_file(lin, "LPIPS v0.1 alex.pth", LIN_HINT)
+    else:
+        lin = _bundled_lin()
+        if lin is None:
+            raise BenchError(
+                f"LPIPS v0.1 alex.pth not found: install the `lpips` package (it ships "
+                f"lpips/weights/v0.1/alex.pth, also at {LIN_URL}), or {LIN_HINT}"
+            )
+    alex = alexnet_weights or env_source("T2I_BENCH_ALEXNET_WEIGHTS", None)
+    if alex:
+        alex = local_file(alex, "torchvision AlexNet weights", ALEX_HINT)
+    else:
+        alex = torch_hub_file(ALEXNET_FILE, ALEXNET_URL, ALEX_HINT)
+    return alex, lin
+
+
+def _label(alex: str, lin: str) -> str:
+    if os.path.basename(alex) == ALEXNET_FILE and lin == _bundled_lin():
+        return "alexnet-owt+lpips-v0.1"
+    return f"{weights_label(alex)}+{weights_label(lin)}"
+
+
 def load_real_lpips(
     weights: str | None = None, alexnet_weights: str | None = None
 ) -> tuple[LPIPSNet, str]:
-    lin_path = weights or env_source("T2I_BENCH_LPIPS_WEIGHTS", None) or _bundled_lin()
-    if lin_path is None or not os.path.isfile(os.path.expanduser(lin_path)):
-        raise BenchError(
-            "LPIPS v0.1 alex.pth not found: install `lpips` or set T2I_BENCH_LPIPS_WEIGHTS",
-            lin_path,
-        )
-    lin_path = os.path.expanduser(lin_path)
-    alex = alexnet_weights or env_source("T2I_BENCH_ALEXNET_WEIGHTS", None)
-    alex = alex or os.path.join(torch.hub.get_dir(), "checkpoints", ALEXNET_FILE)
-    alex = os.path.expanduser(alex)
-    if not os.path.isfile(alex):
-        raise BenchError(
-            "torchvision ImageNet AlexNet weights not found; set T2I_BENCH_ALEXNET_WEIGHTS", alex
-        )
+    alex, lin_path = resolve_real(weights, alexnet_weights)
     features = alexnet_features()
     try:
         sd = torch.load(alex, map_location="cpu", weights_only=True)
         sd = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
         features.load_state_dict(sd)  # the classifier's weights are never used
     except Exception as exc:
-        raise BenchError(f"cannot load AlexNet weights ({exc})", alex) from exc
+        raise BenchError(f"cannot load AlexNet weights ({brief(exc)})", alex) from exc
     model = LPIPSNet(features, read_lin_weights(lin_path)).eval()
-    published = os.path.basename(alex) == ALEXNET_FILE and lin_path == _bundled_lin()
-    label = (
-        "alexnet-owt+lpips-v0.1"
-        if published
-        else f"{weights_label(alex)}+{weights_label(lin_path)}"
+    return model, _label(alex, lin_path)
+
+
+def preprocessing(size: int) -> str:
+    return (
+        f"RGB; resize to {size}x{size} (bilinear, antialias, on uint8); to [0,1]; x*2-1; "
+        "LPIPS scaling (x-shift)/scale; embedding sqrt(w/HW)*unit-normalised relu1..5"
     )
-    return model, label
+
+
+def describe_lpips(
+    profile: str = "tiny",
+    weights: str | None = None,
+    alexnet_weights: str | None = None,
+    size: int | None = None,
+) -> BackboneSpec:
+    """The static spec of ``lpips_alex``: loads nothing."""
+    check_profile(NAME, profile)
+    arch = "torchvision AlexNet features relu1..5 + LPIPS v0.1 linear weights"
+    if profile == "tiny":
+        return BackboneSpec(
+            NAME,
+            "tiny",
+            VERSION,
+            arch,
+            preprocessing(size or TINY_SIZE),
+            f"seed={TINY_SEED}",
+            transient=True,
+        )
+    alex, lin = resolve_real(weights, alexnet_weights)
+    return BackboneSpec(
+        NAME,
+        "real",
+        VERSION,
+        arch,
+        preprocessing(size or REAL_SIZE),
+        _label(alex, lin),
+        (alex, lin),
+        transient=True,  # spatial features: 2.56 MB per image at 256 px
+    )
 
 
 class LPIPSBackbone(TorchBackbone):
@@ -174,12 +230,10 @@ class LPIPSBackbone(TorchBackbone):
                 T.ToDtype(torch.float32, scale=True),
             ]
         )
-        self.preprocessing = (
-            f"RGB; resize to {size}x{size} (bilinear, antialias, on uint8); to [0,1]; x*2-1; "
-            "LPIPS scaling (x-shift)/scale; embedding sqrt(w/HW)*unit-normalised relu1..5"
-        )
-        with torch.inference_mode():
-            self.feature_dim = int(self.net(torch.zeros(1, 3, size, size)).shape[1])
+        self.preprocessing = preprocessing(size)
+        with torch.inference_mode():  # on the net's own device (meta included)
+            probe = torch.zeros(1, 3, size, size, device=self.device)
+            self.feature_dim = int(self.net(probe).shape[1])
 
     def _prepare_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return torch.stack([self.transform(im) for im in images]).to(self.device) * 2 - 1
@@ -210,6 +264,6 @@ def make_lpips(
     return LPIPSBackbone(net, size or REAL_SIZE, "real", label, device, batch_size)
 
 
-@register_backbone("lpips_alex")
+@register_backbone(NAME, describe=describe_lpips)
 def _lpips_alex(profile: str, device: str = "cpu", **options: Any) -> LPIPSBackbone:
     return make_lpips(profile, device, **options)

@@ -26,6 +26,7 @@ from PIL import Image
 from torchvision.models.vgg import make_layers
 from torchvision.transforms import v2 as T
 
+from t2i_bench.backbones._files import brief, local_file, torch_hub_file
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -34,7 +35,7 @@ from t2i_bench.backbones._torch import (
     seeded,
     weights_label,
 )
-from t2i_bench.backbones.base import register_backbone
+from t2i_bench.backbones.base import BackboneSpec, register_backbone
 from t2i_bench.errors import BenchError
 
 # VGG-19 ("E") layout; indices into .features of the ReLU after conv1_1, conv2_1, … conv5_1
@@ -43,7 +44,10 @@ VGG19_CFG: list[int | str] = (
 )
 TINY_CFG: list[int | str] = [v if v == "M" else max(8, int(v) // 8) for v in VGG19_CFG]
 STYLE_LAYERS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu5_1": 29}
+NAME = "vgg19_gram"
+VERSION = "1"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
+VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 REAL_SIZE, TINY_SIZE = 256, 64
@@ -60,6 +64,22 @@ def build_tiny_vgg(seed: int = TINY_SEED) -> torch.nn.Sequential:
     return features.eval()
 
 
+HINT = "set backbones.vgg.weights (or T2I_BENCH_VGG19_WEIGHTS) to a local copy"
+
+
+def resolve_real(weights: str | None = None) -> str:
+    """The torchvision VGG-19 checkpoint: ``weights``, the environment variable, else the
+    torch hub cache (downloaded when online)."""
+    path = weights or env_source("T2I_BENCH_VGG19_WEIGHTS", None)
+    if path:
+        return local_file(path, "torchvision VGG-19 weights", HINT)
+    return torch_hub_file(VGG19_FILE, VGG19_URL, HINT)
+
+
+def _label(path: str) -> str:
+    return "vgg19-imagenet1k-v1" if os.path.basename(path) == VGG19_FILE else weights_label(path)
+
+
 def load_real_vgg(
     weights: str | None = None, cfg: list[int | str] | None = None
 ) -> tuple[torch.nn.Sequential, str]:
@@ -67,21 +87,56 @@ def load_real_vgg(
 
     ``cfg`` overrides the layer layout (tests load small checkpoints in the same format).
     """
-    path = weights or env_source("T2I_BENCH_VGG19_WEIGHTS", None)
-    path = os.path.expanduser(path or os.path.join(torch.hub.get_dir(), "checkpoints", VGG19_FILE))
-    if not os.path.isfile(path):
-        raise BenchError(
-            "torchvision VGG-19 ImageNet weights not found; set T2I_BENCH_VGG19_WEIGHTS", path
-        )
+    path = resolve_real(weights)
     features = make_layers(cfg or VGG19_CFG)
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
         sd = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
         features.load_state_dict(sd)
     except Exception as exc:
-        raise BenchError(f"cannot load VGG-19 weights ({exc})", path) from exc
-    label = "vgg19-imagenet1k-v1" if os.path.basename(path) == VGG19_FILE else weights_label(path)
-    return features.eval(), label
+        raise BenchError(f"cannot load VGG-19 weights ({brief(exc)})", path) from exc
+    return features.eval(), _label(path)
+
+
+def preprocessing(size: int) -> str:
+    return (
+        f"RGB; resize shortest side to {size} (bilinear, antialias, on uint8); center crop "
+        f"{size}; to [0,1]; normalize mean={IMAGENET_MEAN} std={IMAGENET_STD}; Gram of "
+        f"{','.join(STYLE_LAYERS)} / (c*h*w), upper triangle, off-diagonal x sqrt(2)"
+    )
+
+
+def describe_vgg(
+    profile: str = "tiny",
+    weights: str | None = None,
+    size: int | None = None,
+    cfg: list[int | str] | None = None,
+) -> BackboneSpec:
+    """The static spec of ``vgg19_gram``: loads nothing."""
+    check_profile(NAME, profile)
+    if profile == "tiny":
+        arch = f"VGG features {TINY_CFG}"
+        return BackboneSpec(
+            NAME,
+            "tiny",
+            VERSION,
+            arch,
+            preprocessing(size or TINY_SIZE),
+            f"seed={TINY_SEED}",
+            transient=True,
+        )
+    path = resolve_real(weights)
+    arch = f"VGG features {cfg or VGG19_CFG}"
+    return BackboneSpec(
+        NAME,
+        "real",
+        VERSION,
+        arch,
+        preprocessing(size or REAL_SIZE),
+        _label(path),
+        (path,),
+        transient=True,  # Gram upper triangles: 1.22 MB per image
+    )
 
 
 class GramFeatures(torch.nn.Module):
@@ -107,7 +162,7 @@ class GramFeatures(torch.nn.Module):
             b, c, h, w = f.shape
             flat = f.double().reshape(b, c, h * w)
             gram = flat @ flat.transpose(1, 2) / (c * h * w)
-            iu = torch.triu_indices(c, c)
+            iu = torch.triu_indices(c, c, device=gram.device)
             scale = torch.where(iu[0] == iu[1], 1.0, 2.0**0.5).to(gram)
             parts.append(gram[:, iu[0], iu[1]] * scale)
         return torch.cat(parts, dim=1).float()
@@ -138,11 +193,7 @@ class VGGGramBackbone(TorchBackbone):
                 T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
             ]
         )
-        self.preprocessing = (
-            f"RGB; resize shortest side to {size} (bilinear, antialias, on uint8); center crop "
-            f"{size}; to [0,1]; normalize mean={IMAGENET_MEAN} std={IMAGENET_STD}; Gram of "
-            f"{','.join(STYLE_LAYERS)} / (c*h*w), upper triangle, off-diagonal x sqrt(2)"
-        )
+        self.preprocessing = preprocessing(size)
         channels = [int(features[i - 1].out_channels) for i in sorted(STYLE_LAYERS.values())]
         self.feature_dim = sum(c * (c + 1) // 2 for c in channels)
 
@@ -177,6 +228,6 @@ def make_vgg(
     return VGGGramBackbone(vgg, size or REAL_SIZE, "real", label, device, batch_size)
 
 
-@register_backbone("vgg19_gram")
+@register_backbone(NAME, describe=describe_vgg)
 def _vgg19_gram(profile: str, device: str = "cpu", **options: Any) -> VGGGramBackbone:
     return make_vgg(profile, device, **options)

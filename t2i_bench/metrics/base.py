@@ -24,8 +24,7 @@ import numpy as np
 from t2i_bench.concepts import Concept
 from t2i_bench.errors import BenchError
 from t2i_bench.prompt_types import AXES, PROMPT_TYPES, types_for_axis
-
-SET_ITEM = "*"  # the item name of a set metric's single value
+from t2i_bench.store import SET_ITEM  # noqa: F401  (the item of a set metric's value)
 
 
 @dataclass(frozen=True)

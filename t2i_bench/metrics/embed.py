@@ -19,6 +19,7 @@ from t2i_bench.concepts import Concept
 from t2i_bench.config import BackbonesConfig
 from t2i_bench.errors import BenchError
 from t2i_bench.hashing import file_sha256
+from t2i_bench.images import open_rgb
 from t2i_bench.metrics.base import Group, Metric
 from t2i_bench.store import RunStore
 
@@ -42,7 +43,9 @@ class Backbones:
         return self._specs[role]
 
     def identity(self, role: str) -> str:
-        return self.spec(role).identity
+        """The key of ``role``'s embeddings: its backbone's identity and the batch size every
+        embedding batch is padded to (batched kernels round differently at another size)."""
+        return f"{self.spec(role).identity}|batch={self.config.batch_size}"
 
     def get(self, role: str) -> Backbone:
         """The loaded backbone of ``role`` (loaded on first use)."""
@@ -80,20 +83,25 @@ def reference_shas(concepts: Iterable[Concept]) -> dict[str, Path]:
 
 
 def _load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    return open_rgb(path)
 
 
 def embedding_needs(
-    groups: list[Group], metrics: list[Metric], base_name: str
+    groups: list[Group],
+    metrics: list[Metric],
+    base_name: str,
+    pending: Callable[[Metric, Group], bool] | None = None,
 ) -> dict[str, set[str]]:
     """role -> the image shas some metric reads with it: the groups' own images, the image
     variants and reference images the metrics declare, and the reference images of metrics
-    with a reference-vs-reference baseline."""
+    with a reference-vs-reference baseline. With ``pending``, only the (metric, group) pairs
+    it accepts count (those whose values are not stored yet)."""
     needs: dict[str, set[str]] = {}
     for metric in metrics:
         for group in groups:
             if not metric.applies_to(group, base_name):
+                continue
+            if pending is not None and not pending(metric, group):
                 continue
             view = group.for_metric(metric)
             shas = set(view.image_shas) | set(view.reference_shas)
@@ -108,24 +116,6 @@ def embedding_needs(
     return needs
 
 
-def embed_images(
-    store: RunStore,
-    backbone: Backbone,
-    items: dict[str, Path],
-    batch_size: int,
-    progress: Progress | None = None,
-) -> int:
-    """Embed the images (sha -> path) not yet cached for ``backbone``; returns how many."""
-    todo = sorted(set(items) - store.embedded(backbone.identity))
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        features = backbone.embed_images([_load_rgb(items[sha]) for sha in chunk])
-        store.put_embeddings(backbone.identity, dict(zip(chunk, features, strict=True)))
-        if progress:
-            progress(backbone.name, start + len(chunk), len(todo))
-    return len(todo)
-
-
 def embed_texts(
     store: RunStore, backbones: Backbones, role: str, texts: Iterable[str], batch_size: int
 ) -> int:
@@ -134,11 +124,11 @@ def embed_texts(
     todo = sorted(set(texts) - store.text_embedded(backbones.identity(role)))
     if not todo:
         return 0
-    backbone = backbones.get(role)
+    backbone, identity = backbones.get(role), backbones.identity(role)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         vectors = backbone.embed_texts(chunk)
-        store.put_text_embeddings(backbone.identity, dict(zip(chunk, vectors, strict=True)))
+        store.put_text_embeddings(identity, dict(zip(chunk, vectors, strict=True)))
     return len(todo)
 
 

@@ -19,7 +19,7 @@ from t2i_bench.concepts import Concept
 from t2i_bench.hashing import stable_hash
 from t2i_bench.metrics.base import SET_ITEM, Group, Metric, image_variants
 from t2i_bench.metrics.embed import Backbones, embed_texts, features_reader
-from t2i_bench.store import RenderedJob, RunStore
+from t2i_bench.store import RenderedJob, RunStore, score_item
 
 
 @dataclass
@@ -128,7 +128,7 @@ def score_groups(
     notes: dict[str, list[str]] = store.get_meta("score_notes", {}) or {}
     work = [(m, g) for g in groups for m in metrics if m.applies_to(g, base_name)]
     for done, (metric, group) in enumerate(work, 1):
-        item = f"{metric.name}/{group.checkpoint}/{group.concept.name}/{group.prompt_type}"
+        item = score_item(metric.name, group.checkpoint, group.concept.name, group.prompt_type)
         view = group.for_metric(metric)
         identity = group_identity(metric, view, backbones)
         key = (metric.name, group.checkpoint, group.concept.name, group.prompt_type)
@@ -159,7 +159,7 @@ def score_groups(
     store.delete_scores(stale)
     summary.removed = len(stale)
     for metric, ckpt, concept, ptype in stale:
-        notes.pop(f"{metric}/{ckpt}/{concept}/{ptype}", None)
+        notes.pop(score_item(metric, ckpt, concept, ptype), None)
     store.set_meta("score_notes", {k: v for k, v in sorted(notes.items()) if v})
     return summary
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from t2i_bench.analysis.io import csv_safe
+from t2i_bench.columns import CHECKPOINT, CI_SUFFIXES, ID_COLUMNS, METRIC_SEPARATOR
 from t2i_bench.metrics.base import Metric
 from t2i_bench.store import atomic_write_bytes
 
-CI_SUFFIXES = (".ci_low", ".ci_high")
 #: Leaderboard columns that identify rows and are left out of the HTML table.
-HIDDEN_COLUMNS = ("run_id", "config_id", "file", "path")
+HIDDEN_COLUMNS = tuple(c for c in ID_COLUMNS if c != CHECKPOINT)
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,12 @@ class Axis:
 
     def columns(self, board: pd.DataFrame) -> list[str]:
         """The ``{metric}.{prompt_type}`` columns of ``board`` this axis averages."""
-        wanted = [f"{self.metric}.{p}" for p in self.prompt_types]
+        wanted = [f"{self.metric}{METRIC_SEPARATOR}{p}" for p in self.prompt_types]
         return [c for c in wanted if c in board.columns]
 
     def describe(self, board: pd.DataFrame) -> str:
         """Axis label naming the prompt types actually averaged."""
-        used = [c.split(".", 1)[1] for c in self.columns(board)]
+        used = [split_metric_column(c)[1] for c in self.columns(board)]
         return f"{self.label}: {self.metric} ({', '.join(used)})"
 
 
@@ -66,7 +67,7 @@ def metric_value_columns(board: pd.DataFrame) -> list[str]:
     return [
         c
         for c in board.columns
-        if c.count(".") >= 1
+        if METRIC_SEPARATOR in c
         and not c.endswith(CI_SUFFIXES)
         and f"{c}{CI_SUFFIXES[0]}" in board.columns
     ]
@@ -82,7 +83,7 @@ def info_columns(board: pd.DataFrame) -> list[str]:
 
 def split_metric_column(column: str) -> tuple[str, str]:
     """``clip_t.alter`` -> (``clip_t``, ``alter``)."""
-    metric, _, prompt_type = column.partition(".")
+    metric, _, prompt_type = column.partition(METRIC_SEPARATOR)
     return metric, prompt_type
 
 
@@ -95,8 +96,9 @@ def axis_values(board: pd.DataFrame, axis: Axis) -> pd.Series:
 
 
 def write_csv(frame: pd.DataFrame, path: Path, float_format: str | None = "%.6g") -> Path:
-    """Deterministic CSV (fixed float format, ``\\n`` line ends), written atomically."""
-    text = frame.to_csv(index=False, float_format=float_format, lineterminator="\n")
+    """Deterministic CSV (fixed float format, ``\\n`` line ends), written atomically; text
+    cells that a spreadsheet would run as formulas are neutralised (:func:`csv_safe`)."""
+    text = csv_safe(frame).to_csv(index=False, float_format=float_format, lineterminator="\n")
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
 

@@ -7,40 +7,27 @@ from pathlib import Path
 
 import pandas as pd
 
+from t2i_bench.columns import METRIC_KEY_COLUMNS, PER_IMAGE_COLUMNS, VALUE
 from t2i_bench.concepts import Concept
 from t2i_bench.metrics.base import SET_ITEM
 from t2i_bench.store import RunStore
 
 HYPERPARAMETER_ORDER = ("algo", "preset", "lr", "dim", "alpha", "factor", "epoch", "step", "seed")
 #: Columns of ``metrics.csv``: the long format of docs/analysis.md plus per-image columns.
-METRICS_COLUMNS = (
-    "checkpoint",
-    "concept",
-    "category",
-    "prompt_type",
-    "metric",
-    "value",
-    "image",
-    "seed",
-    "prompt",
-)
+METRICS_COLUMNS = (*METRIC_KEY_COLUMNS, VALUE, *PER_IMAGE_COLUMNS)
 #: Columns of ``scores.parquet``.
-SCORES_COLUMNS = (
-    "checkpoint",
-    "concept",
-    "category",
-    "prompt_type",
-    "prompt",
-    "seed",
-    "image",
-    "metric",
-    "kind",
-    "value",
-)
+SCORES_COLUMNS = (*METRIC_KEY_COLUMNS[:4], "prompt", "seed", "image", "metric", "kind", VALUE)
 
 
 def scores_frame(store: RunStore, concepts: list[Concept]) -> pd.DataFrame:
-    """One row per stored value: checkpoint, concept, category, prompt_type, metric, item, value."""
+    """One row per current stored value: checkpoint, concept, category, prompt_type, metric,
+    item, value.
+
+    Values that no longer describe the plan are left out: those of a group whose last scoring
+    failed (its stored values are from older inputs), and set values of a group with no
+    rendered image in the current plan (e.g. a checkpoint file replaced by one that fails to
+    load: its images have new keys, and the old file's values must not survive).
+    """
     category = {c.name: c.category for c in concepts}
     frame = store.scores_frame()
     frame.insert(2, "category", frame["concept"].map(category))
@@ -50,10 +37,12 @@ def scores_frame(store: RunStore, concepts: list[Concept]) -> pd.DataFrame:
 def images_frame(store: RunStore) -> pd.DataFrame:
     """One row per planned image of the plan's own prompts (image variants that metrics
     asked for are left out): checkpoint, concept, prompt_type, template, prompt, seed,
-    image_key and ``image`` (path relative to the run dir; empty when not rendered)."""
+    image_key and ``image`` (path relative to the run dir; empty when not rendered, or when
+    its PNG is missing or altered: ``RunStore.unusable_images``)."""
     frame = store.jobs_frame()
-    own = frame[frame["variant"].eq("")].drop(columns="variant")
-    return own.reset_index(drop=True)
+    own = frame[frame["variant"].eq("")].drop(columns="variant").reset_index(drop=True)
+    own.loc[own["image_key"].isin(set(store.unusable_images())), "image"] = ""
+    return own
 
 
 def select_scores(
