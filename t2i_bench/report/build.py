@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from t2i_bench.analysis.analyze import run_analysis
 from t2i_bench.analysis.io import (
     BASE_CHECKPOINT,
     ID_COLUMNS,
@@ -94,7 +93,7 @@ def write_report(run: Run, *, tradeoff: Tradeoff | None = None) -> list[Path]:
             "analysis",
             (*inputs, run.config.analysis),
             lambda: analyze(run, root, tables),
-            code=(analyze, run_analysis),
+            code=(analyze, "t2i_bench.analysis.analyze"),  # imported only to compute
             outputs=root / "analysis",
             returns=Analysis,
         )
@@ -134,6 +133,8 @@ def analyze(run: Run, root: Path, tables: Tables) -> Analysis:
     Importance needs enough configurations; when it cannot run, the reason becomes a warning
     (in ``analysis/warnings.txt`` and the report), never an error.
     """
+    from t2i_bench.analysis.analyze import run_analysis  # CatBoost, matplotlib: when needed
+
     metrics = read_metrics_table(tables.metrics)
     configs = read_configs_table(tables.configs)
     out = root / "analysis"

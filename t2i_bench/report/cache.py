@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
@@ -140,18 +141,22 @@ def _library_versions() -> str:
 
 
 def code_version(*objects: Any) -> str:
-    """A hash of the code that makes an output: for each function or module given, the
-    source files of its package folder; t2i-bench's version; the plotting and table
-    libraries' versions."""
+    """A hash of the code that makes an output: for each function, module or module name
+    given, the source files of its package folder (a name is found without importing the
+    module); t2i-bench's version; the plotting and table libraries' versions."""
     from t2i_bench import __version__
 
     parts = [__version__, sys.version.split()[0], _library_versions()]
     for obj in objects:
-        module = inspect.getmodule(obj)
-        source = getattr(module, "__file__", None)
+        if isinstance(obj, str):
+            spec = importlib.util.find_spec(obj)
+            name, source = obj, spec.origin if spec is not None else None
+        else:
+            module = inspect.getmodule(obj)
+            name, source = getattr(module, "__name__", ""), getattr(module, "__file__", None)
         if source is None:
             raise TypeError(f"code_version: no source file for {obj!r}")
-        parts.append(f"{module.__name__}:{_package_sources(str(Path(source).parent))}")
+        parts.append(f"{name}:{_package_sources(str(Path(source).parent))}")
     return data_hash(parts)
 
 
@@ -277,8 +282,9 @@ class ReportMemo:
         returns: type[T],
     ) -> T:
         """``compute()`` unless an earlier call with the same ``inputs`` (hashed by content)
-        and ``code`` (functions or modules: their packages' sources) left its ``outputs``
-        folder intact; then the value comes back from ``report-cache/`` without computing.
+        and ``code`` (functions, modules or module names: their packages' sources) left its
+        ``outputs`` folder intact; then the value comes back from ``report-cache/`` without
+        computing.
 
         ``returns`` is a dataclass whose fields are tables (stored as parquet, reused only
         if they read back equal) or JSON values; a value that does not round-trip is not
