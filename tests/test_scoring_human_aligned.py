@@ -127,7 +127,7 @@ def test_aesthetic_shares_the_clip_roles_embeddings(shared_run: Path) -> None:
         assert len(rows) == 10
         keys = [r[0] for r in rows]
         shas = [bench.store.image_rows()[k][1] for k in keys]
-        feats = bench.store.get_embeddings(built["clip"].identity, shas)
+        feats = bench.store.get_embeddings(bench.backbones.identity("clip"), shas)
         expected = load_head("laion_aesthetic_v2", "tiny").apply(feats)
         np.testing.assert_allclose([r[1] for r in rows], expected, atol=1e-6)  # float32 MLP
     finally:
