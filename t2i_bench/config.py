@@ -194,6 +194,10 @@ class BackbonesConfig(_Strict):
     vgg: str | BackboneChoice = "vgg19_gram"
     pickscore: str | BackboneChoice = "pickscore"
     image_reward: str | BackboneChoice = "image_reward"
+    # roles named after their backbone (the human-aligned metrics ask for these by name)
+    dreamsim: str | BackboneChoice = "dreamsim"
+    hpsv2: str | BackboneChoice = "hpsv2"
+    clip_vit_l14_336: str | BackboneChoice = "clip_vit_l14_336"
     batch_size: int = Field(32, ge=1)
 
     @model_validator(mode="after")
