@@ -198,6 +198,7 @@ class BackbonesConfig(_Strict):
     dreamsim: str | BackboneChoice = "dreamsim"
     hpsv2: str | BackboneChoice = "hpsv2"
     clip_vit_l14_336: str | BackboneChoice = "clip_vit_l14_336"
+    clip_vit_l14_openai: str | BackboneChoice = "clip_vit_l14_openai"  # the aesthetic head's
     batch_size: int = Field(32, ge=1)
 
     @model_validator(mode="after")
