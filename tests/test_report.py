@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from t2i_bench.analysis import read_configs_table, read_metrics_table
 from t2i_bench.analysis.analyze import run_analysis
+from t2i_bench.analysis.bootstrap import GROUP_REPLICATES
 from t2i_bench.checkpoints import Checkpoint
 from t2i_bench.cli import app
 from t2i_bench.concepts import Concept
@@ -91,7 +92,10 @@ def _put_scores(store: RunStore, checkpoints: list[Checkpoint], jobs: list[Image
         effect = math.log10(lr) + 5
         for prompt_type in ("train", "trigger", "alter"):
             value = 0.5 + 0.08 * effect - penalty + rng.normal(0, 0.005)
-            store.put_scores("clip_i", ckpt.name, "zyx", prompt_type, "i", {SET_ITEM: value})
+            replicates = value + rng.normal(0, 0.01, GROUP_REPLICATES)  # as scoring stores them
+            store.put_scores(
+                "clip_i", ckpt.name, "zyx", prompt_type, "i", {SET_ITEM: value}, replicates
+            )
         for prompt_type in ("alter", "style"):
             keys = [
                 j.key for j in jobs if j.checkpoint == ckpt.name and j.prompt_type == prompt_type
@@ -129,6 +133,8 @@ def test_leaderboard_has_cis_base_first_and_no_paths(report: Path) -> None:
         assert (board[f"{col}.ci_low"] <= board[col]).all()
         assert (board[col] <= board[f"{col}.ci_high"]).all()
     assert (board["clip_t.alter.ci_high"] > board["clip_t.alter.ci_low"]).all()
+    # a set metric's interval comes from the replicates stored with its value
+    assert (board["clip_i.train.ci_high"] > board["clip_i.train.ci_low"]).all()
     text = (report / "leaderboard.csv").read_text()
     assert "/abs/path" not in text and "zyx-lora-lr0.001.safetensors" in text
 

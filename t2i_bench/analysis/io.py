@@ -22,6 +22,9 @@ METRIC_KEY_COLUMNS = ("checkpoint", "concept", "category", "prompt_type", "metri
 REQUIRED_METRIC_COLUMNS = (*METRIC_KEY_COLUMNS, "value")
 #: Optional per-image columns; when present, rows are per-image values.
 OPTIONAL_METRIC_COLUMNS = ("image", "seed", "prompt")
+#: Optional interval of a value computed elsewhere (a set metric's bootstrap over its images);
+#: used for groups that have a single value.
+INTERVAL_COLUMNS = ("ci_low", "ci_high")
 #: The prompt types t2i-bench generates (the registry's order); other names are accepted.
 PROMPT_TYPES = PROMPT_TYPE_NAMES
 #: Strings read as a missing number or hyperparameter (exact match after stripping spaces).
@@ -64,6 +67,15 @@ def read_metrics_table(path: str | Path | pd.DataFrame) -> pd.DataFrame:
     for col in OPTIONAL_METRIC_COLUMNS:
         if col in raw.columns:
             out[col] = _as_text(raw[col], _EMPTY)
+    if any(col in raw.columns for col in INTERVAL_COLUMNS):
+        missing = [c for c in INTERVAL_COLUMNS if c not in raw.columns]
+        if missing:
+            raise BenchError(f"metrics table has no column {missing[0]!r}", path)
+        for col in INTERVAL_COLUMNS:
+            out[col] = _as_float(raw[col], col, path)
+        bad = out["ci_low"] > out["ci_high"]
+        if bad.any():
+            raise BenchError(f"ci_low is above ci_high in data row {_row_number(bad)}", path)
     return out
 
 

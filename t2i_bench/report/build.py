@@ -37,6 +37,7 @@ from t2i_bench.report.leaderboard import (
 )
 from t2i_bench.report.plots import ci_frame, metric_ci_plot, tradeoff_plot, tradeoff_points
 from t2i_bench.report.tables import (
+    Replicates,
     checkpoints_frame,
     images_frame,
     metrics_table,
@@ -67,6 +68,7 @@ class Tables:
     paths: list[Path]
     metrics: pd.DataFrame  # the long metrics table (metrics.csv)
     configs: pd.DataFrame  # the configs table (checkpoints.csv)
+    replicates: Replicates = field(default_factory=dict)  # set values' bootstrap replicates
 
 
 @dataclass
@@ -101,7 +103,8 @@ def write_tables(run: Run, root: Path) -> Tables:
         run.config.prompts.types,
     )
     images = images_frame(run.store)
-    per_image = per_image_scores(scores, images)
+    replicates = run.store.score_replicates()
+    per_image = per_image_scores(scores, images, replicates)
     baselines = run.store.baselines_frame()
     metrics = metrics_table(per_image)
     configs = checkpoints_frame(run.store)
@@ -111,7 +114,7 @@ def write_tables(run: Run, root: Path) -> Tables:
         write_csv(configs, root / "checkpoints.csv", float_format=None),
         write_table(per_image, root / "scores.parquet"),
     ]
-    return Tables(images, per_image, paths, metrics, configs)
+    return Tables(images, per_image, paths, metrics, configs, replicates)
 
 
 def analyze(run: Run, root: Path, tables: Tables) -> Analysis:
