@@ -114,9 +114,9 @@ class BackbonesConfig(_Strict):
     """Which registered backbone plays each role; metrics ask for roles, never models."""
 
     profile: Literal["tiny", "real"] = "tiny"
-    clip: Literal["clip_vit_b32", "clip_vit_l14", "clip_vit_l14_openai", "clip_vit_l14_336"] = (
-        "clip_vit_l14"
-    )
+    clip: Literal[
+        "clip_vit_b32", "clip_vit_l14", "clip_vit_l14_openai", "clip_vit_l14_336", "clip_demo"
+    ] = "clip_vit_l14"
     dino: Literal["dinov2_vitl14", "dino_vits16"] = "dinov2_vitl14"
     inception: str = "inception_v3_fid"
     lpips: str = "lpips_alex"

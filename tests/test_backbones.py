@@ -176,6 +176,7 @@ TINY_NAMES = [
     "hpsv2",
     "clip_vit_l14_336",
     "clip_vit_l14_openai",
+    "clip_demo",
 ]
 
 
