@@ -275,7 +275,7 @@ def write_html(
         "analysis": analysis,
         "shap": shap_figures(analysis),
         "r2": [] if analysis.r2 is None else analysis.r2.to_dict("records"),
-        "grids": html.image_grids(tables.images, root, report_dir),
+        "grids": html.image_grids(tables.images, root, report_dir, tables.metrics),
         "max_columns": html.MAX_GRID_COLUMNS,
         "fmt": html.format_number,
     }

@@ -87,10 +87,12 @@ class Thumb:
 
 @dataclass
 class GridRow:
-    """One checkpoint's images; a cell holds one thumb, or (base, adapter) for agnostic."""
+    """One checkpoint's images; a cell holds one thumb, or (base, adapter) for agnostic;
+    ``values``: the checkpoint's mean of each metric on this concept and prompt type."""
 
     checkpoint: str
     cells: list[list[Thumb]] = field(default_factory=list)
+    values: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -159,16 +161,39 @@ def leaderboard_view(
     return Leaderboard(groups, headers, rows)
 
 
-def image_grids(images: pd.DataFrame, run_root: Path, report_dir: Path) -> list[Grid]:
-    """One grid per concept × prompt type from the rendered images, thumbnails written."""
+def image_grids(
+    images: pd.DataFrame, run_root: Path, report_dir: Path, metrics: pd.DataFrame | None = None
+) -> list[Grid]:
+    """One grid per concept × prompt type from the rendered images, thumbnails written; with
+    the long ``metrics`` table, each row carries its checkpoint's metric means, so the values
+    sit next to the images they come from."""
     rendered = images[images["image"].ne("")]
+    means = _grid_means(metrics)
     pairs = rendered[["concept", "prompt_type"]].drop_duplicates().itertuples(index=False)
     keys = sorted(pairs, key=lambda k: (k[0], *prompt_type_order(k[1])))
     grids = []
     for concept, prompt_type in keys:
         group = rendered[rendered["concept"].eq(concept) & rendered["prompt_type"].eq(prompt_type)]
-        grids.append(_grid(str(concept), str(prompt_type), group, run_root, report_dir))
+        grid = _grid(str(concept), str(prompt_type), group, run_root, report_dir)
+        for row in grid.rows:
+            row.values = means.get((row.checkpoint, grid.concept, grid.prompt_type), [])
+        grids.append(grid)
     return grids
+
+
+def _grid_means(metrics: pd.DataFrame | None) -> dict[tuple[str, str, str], list[tuple[str, str]]]:
+    """(checkpoint, concept, prompt type) -> [(metric, mean)] in metric-name order."""
+    if metrics is None or metrics.empty:
+        return {}
+    keys = ["checkpoint", "concept", "prompt_type", "metric"]
+    means = metrics.groupby(keys, sort=True)["value"].mean()
+    out: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for (checkpoint, concept, prompt_type, metric), value in means.items():
+        if pd.notna(value):
+            out.setdefault((checkpoint, concept, prompt_type), []).append(
+                (str(metric), format_number(float(value)))
+            )
+    return out
 
 
 def write_thumbnail(source: Path, target: Path) -> None:
