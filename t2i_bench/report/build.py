@@ -245,6 +245,9 @@ def write_html(
     context = {
         "title": run.config.name,
         "alerts": alerts(run, analysis),
+        "folded_fit_alerts": (
+            analysis.fit_alerts if len(analysis.fit_alerts) > FIT_ALERTS_SHOWN else []
+        ),
         "notes": score_notes(run),
         "failures": run.store.failures(),
         "summary": summary_items(run, tables, board),
@@ -393,13 +396,13 @@ def alerts(run: Run, analysis: Analysis) -> list[str]:
 
 def fit_alert_lines(fit_alerts: list[str], shown: int = FIT_ALERTS_SHOWN) -> list[str]:
     """The fit-quality warnings for the top of the page: each one when there are few, else
-    one line that counts them (all are listed in the hyperparameter section)."""
+    one line that counts them (the page lists them all in a fold below it)."""
     if len(fit_alerts) <= shown:
         return list(fit_alerts)
     return [
         f"{len(fit_alerts)} importance fits have a cross-validated R² at or below the threshold: "
         "their importances describe this sweep only and do not generalise to new "
-        "configurations (each listed under Hyperparameters)."
+        "configurations (each listed below)."
     ]
 
 
