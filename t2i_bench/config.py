@@ -154,7 +154,9 @@ class PromptsConfig(_Strict):
         return _distinct(value)
 
 
-ClipBackbone = Literal["clip_vit_b32", "clip_vit_l14", "clip_vit_l14_openai", "clip_vit_l14_336"]
+ClipBackbone = Literal[
+    "clip_vit_b32", "clip_vit_l14", "clip_vit_l14_openai", "clip_vit_l14_336", "clip_demo"
+]
 DinoBackbone = Literal["dinov2_vitl14", "dino_vits16"]
 
 
