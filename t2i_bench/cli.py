@@ -216,6 +216,9 @@ def _stage_score(run) -> None:
 
 
 def _stage_report(run) -> None:
+    from rich.markup import escape
+
+    from t2i_bench.analysis.choice import read_choice_lines
     from t2i_bench.report.build import write_report
 
     unusable = run.store.unusable_images()
@@ -234,6 +237,8 @@ def _stage_report(run) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    for line in read_choice_lines(root / "analysis"):
+        console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 def _finish(run) -> None:

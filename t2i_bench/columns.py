@@ -24,6 +24,8 @@ CHECKPOINT_INFO_COLUMNS = ("format", "multiplier")
 METRIC_KEY_COLUMNS = (CHECKPOINT, "concept", "category", "prompt_type", "metric")
 VALUE = "value"
 PER_IMAGE_COLUMNS = ("image", "seed", "prompt")
+#: A value's bootstrap interval, where it was computed with the value (set metrics).
+INTERVALS = ("ci_low", "ci_high")
 #: Columns the analysis adds: summaries, seed statistics, rank scores, derived features.
 SUMMARY_COLUMNS = ("mean", "std", "n", "n_missing", "ci_low", "ci_high")
 SEED_COLUMNS = ("n_seeds", "checkpoints")

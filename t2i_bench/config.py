@@ -154,7 +154,9 @@ class PromptsConfig(_Strict):
         return _distinct(value)
 
 
-ClipBackbone = Literal["clip_vit_b32", "clip_vit_l14", "clip_vit_l14_openai", "clip_vit_l14_336"]
+ClipBackbone = Literal[
+    "clip_vit_b32", "clip_vit_l14", "clip_vit_l14_openai", "clip_vit_l14_336", "clip_demo"
+]
 DinoBackbone = Literal["dinov2_vitl14", "dino_vits16"]
 
 
@@ -194,6 +196,11 @@ class BackbonesConfig(_Strict):
     vgg: str | BackboneChoice = "vgg19_gram"
     pickscore: str | BackboneChoice = "pickscore"
     image_reward: str | BackboneChoice = "image_reward"
+    # roles named after their backbone (the human-aligned metrics ask for these by name)
+    dreamsim: str | BackboneChoice = "dreamsim"
+    hpsv2: str | BackboneChoice = "hpsv2"
+    clip_vit_l14_336: str | BackboneChoice = "clip_vit_l14_336"
+    clip_vit_l14_openai: str | BackboneChoice = "clip_vit_l14_openai"  # the aesthetic head's
     batch_size: int = Field(32, ge=1)
 
     @model_validator(mode="after")

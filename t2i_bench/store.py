@@ -41,7 +41,7 @@ def score_item(metric: str, checkpoint: str, concept: str, prompt_type: str) -> 
 
 #: Version of the run folder's format (``PRAGMA user_version`` of run.sqlite). Bump it with
 #: every change to SCHEMA and add the step that migrates the previous version to MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS scores (
     prompt_type TEXT NOT NULL, item TEXT NOT NULL, value REAL, identity TEXT NOT NULL,
     PRIMARY KEY (metric, checkpoint, concept, prompt_type, item)
 );
+CREATE TABLE IF NOT EXISTS score_replicates (
+    metric TEXT NOT NULL, checkpoint TEXT NOT NULL, concept TEXT NOT NULL,
+    prompt_type TEXT NOT NULL, identity TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (metric, checkpoint, concept, prompt_type)
+);
 CREATE TABLE IF NOT EXISTS baselines (
     metric TEXT NOT NULL, concept TEXT NOT NULL, value REAL, PRIMARY KEY (metric, concept)
 );
@@ -93,6 +98,9 @@ MIGRATIONS = {
 DROP TABLE IF EXISTS jobs;
 ALTER TABLE embeddings ADD COLUMN dtype TEXT NOT NULL DEFAULT 'float32';
 """,
+    # v2: set metrics store their bootstrap replicates (score_replicates, created by SCHEMA);
+    # their stored values' identities changed, so they are scored again once.
+    2: "",
 }
 
 
@@ -475,31 +483,40 @@ class RunStore:
         prompt_type: str,
         identity: str,
         values: dict[str, float],
+        replicates: np.ndarray | None = None,
     ) -> None:
-        """Replace one group's values (item -> value) atomically."""
+        """Replace one group's values (item -> value) and a set metric's bootstrap
+        replicates (float64, NaN kept) atomically, under one identity."""
+        key = (metric, checkpoint, concept, prompt_type)
         with self.transaction() as conn:
-            conn.execute(
-                "DELETE FROM scores "
-                "WHERE metric = ? AND checkpoint = ? AND concept = ? AND prompt_type = ?",
-                (metric, checkpoint, concept, prompt_type),
-            )
+            for table in ("scores", "score_replicates"):
+                conn.execute(
+                    f"DELETE FROM {table} "
+                    "WHERE metric = ? AND checkpoint = ? AND concept = ? AND prompt_type = ?",
+                    key,
+                )
             conn.executemany(
                 "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (metric, checkpoint, concept, prompt_type, item, _finite(v), identity)
-                    for item, v in values.items()
-                ],
+                [(*key, item, _finite(v), identity) for item, v in values.items()],
             )
+            if replicates is not None:
+                blob = np.ascontiguousarray(replicates, dtype="<f8").tobytes()
+                conn.execute(
+                    "INSERT INTO score_replicates VALUES (?, ?, ?, ?, ?, ?)",
+                    (*key, identity, blob),
+                )
         faults.checkpoint("score")
 
     def delete_scores(self, keys: Iterable[tuple[str, str, str, str]]) -> None:
         """Remove the values of these (metric, checkpoint, concept, prompt_type) groups."""
+        keys = list(keys)
         with self.transaction() as conn:
-            conn.executemany(
-                "DELETE FROM scores "
-                "WHERE metric = ? AND checkpoint = ? AND concept = ? AND prompt_type = ?",
-                list(keys),
-            )
+            for table in ("scores", "score_replicates"):
+                conn.executemany(
+                    f"DELETE FROM {table} "
+                    "WHERE metric = ? AND checkpoint = ? AND concept = ? AND prompt_type = ?",
+                    keys,
+                )
 
     def scores_frame(self) -> pd.DataFrame:
         """The stored values the current plan still justifies: checkpoint, concept,
@@ -541,6 +558,19 @@ class RunStore:
             elif info.st_mtime > created and bytes_sha256(path.read_bytes()) != sha:
                 bad.append(key)
         return bad
+
+    def score_replicates(self) -> dict[tuple[str, str, str, str], np.ndarray]:
+        """(metric, checkpoint, concept, prompt_type) -> the bootstrap replicates stored with
+        that set value (same identity), for planned checkpoints."""
+        rows = self.conn.execute(
+            "SELECT r.metric, r.checkpoint, r.concept, r.prompt_type, r.vector "
+            "FROM score_replicates r JOIN checkpoints c ON c.name = r.checkpoint "
+            "JOIN scores s ON s.metric = r.metric AND s.checkpoint = r.checkpoint "
+            "AND s.concept = r.concept AND s.prompt_type = r.prompt_type "
+            "AND s.identity = r.identity "
+            "GROUP BY r.metric, r.checkpoint, r.concept, r.prompt_type"
+        )
+        return {(m, c, k, p): np.frombuffer(blob, dtype="<f8") for m, c, k, p, blob in rows}
 
     def group_means(self) -> dict[tuple[str, str, str], float]:
         """(metric, checkpoint, prompt_type) -> mean of the stored values."""

@@ -190,6 +190,7 @@ TINY_NAMES = [
     "hpsv2",
     "clip_vit_l14_336",
     "clip_vit_l14_openai",
+    "clip_demo",
 ]
 
 

@@ -143,6 +143,7 @@ def test_plan_counts_without_loading(concept_dir: Path, tmp_path: Path, missing:
         ("lycoris-sd15.yaml", "SD 1.x"),
         ("concept-insertion-sd15.yaml", "SD 1.x"),
         ("preference-sdxl.yaml", "SDXL"),
+        ("recommended.yaml", "SD 1.x"),
     ],
 )
 def test_example_configs_plan(example: str, family: str) -> None:
@@ -151,3 +152,26 @@ def test_example_configs_plan(example: str, family: str) -> None:
     result = CliRunner().invoke(app, ["plan", str(path)])
     assert result.exit_code == 0, result.output
     assert f"of rendering ({family} on cuda float16" in " ".join(result.output.split())
+
+
+def test_recommended_example_uses_the_human_aligned_metrics() -> None:
+    """recommended.yaml adds the human-aligned metrics beside the founding ones; the founding
+    studies' examples keep their original metrics."""
+    import yaml
+
+    folder = Path(__file__).parents[1] / "examples"
+    metrics = {p.name: yaml.safe_load(p.read_text())["metrics"] for p in folder.glob("*.yaml")}
+    human = {"dreamsim", "cmmd", "hpsv2", "aesthetic", "bleed", "copy_rate"}
+    assert human <= set(metrics["recommended.yaml"])
+    assert {"dino", "clip_i", "clip_t"} <= set(metrics["recommended.yaml"])
+    assert metrics["lycoris-sd15.yaml"] == [
+        "dino",
+        "clip_i",
+        "clip_t",
+        "scd",
+        "vendi",
+        "style_loss_base",
+        "dino_base",
+    ]
+    assert metrics["concept-insertion-sd15.yaml"] == ["clip_i", "clip_t", "dino", "fid"]
+    assert metrics["preference-sdxl.yaml"] == ["clip_t", "image_reward", "pickscore"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from t2i_bench.analysis import read_configs_table, read_metrics_table
 from t2i_bench.analysis.analyze import run_analysis
+from t2i_bench.analysis.bootstrap import GROUP_REPLICATES
 from t2i_bench.checkpoints import Checkpoint
 from t2i_bench.cli import app
 from t2i_bench.concepts import Concept
@@ -41,20 +43,20 @@ PROMPTS = {
 SEEDS = (0, 1)
 
 
-def synthetic_run(root: Path, algos=ALGOS, lrs=LRS) -> SimpleNamespace:
-    """A run store filled directly: base + one checkpoint per (algo, lr), real PNGs, and
-    scores with a planted effect (clip_t and clip_i rise with log10 lr; lokr is worse)."""
+def synthetic_run(root: Path, algos=ALGOS, lrs=LRS, epochs=(10,)) -> SimpleNamespace:
+    """A run store filled directly: base + one checkpoint per (algo, lr, epoch), real PNGs,
+    and scores with a planted effect (clip_t and clip_i rise with log10 lr; lokr is worse;
+    with several epochs clip_i rises and clip_t falls with the epoch)."""
     config = RunConfig.model_validate(
         {"name": f"synthetic {SCRIPT}", "output_dir": str(root), "concepts": ["zyx.yaml"]}
     )
     store = RunStore(root)
     checkpoints = [Checkpoint("base", None)]
-    for algo in algos:
-        for lr in lrs:
-            name = f"zyx-{algo}-lr{lr:g}"
-            hyper = {"algo": algo, "lr": lr, "dim": 8, "alpha": 4, "epoch": 10, "seed": 0}
-            path = Path(f"/abs/path/{name}.safetensors")
-            checkpoints.append(Checkpoint(name, path, hyperparameters=hyper, format="lycoris"))
+    for algo, lr, epoch in itertools.product(algos, lrs, epochs):
+        name = f"zyx-{algo}-lr{lr:g}" + (f"-e{epoch}" if len(epochs) > 1 else "")
+        hyper = {"algo": algo, "lr": lr, "dim": 8, "alpha": 4, "epoch": epoch, "seed": 0}
+        path = Path(f"/abs/path/{name}.safetensors")
+        checkpoints.append(Checkpoint(name, path, hyperparameters=hyper, format="lycoris"))
     jobs = [_job(c.name, pt, seed) for c in checkpoints for pt in PROMPTS for seed in SEEDS]
     store.write_plan(checkpoints, jobs)
     store.set_meta("provenance", provenance(config.model_dump(mode="json")))
@@ -89,14 +91,18 @@ def _put_scores(store: RunStore, checkpoints: list[Checkpoint], jobs: list[Image
         lr = ckpt.hyperparameters.get("lr", 1e-5)
         penalty = 0.05 if ckpt.hyperparameters.get("algo") == "lokr" else 0.0
         effect = math.log10(lr) + 5
+        epoch = ckpt.hyperparameters.get("epoch", 10) - 10
         for prompt_type in ("train", "trigger", "alter"):
-            value = 0.5 + 0.08 * effect - penalty + rng.normal(0, 0.005)
-            store.put_scores("clip_i", ckpt.name, "zyx", prompt_type, "i", {SET_ITEM: value})
+            value = 0.5 + 0.08 * effect - penalty + 0.01 * epoch + rng.normal(0, 0.005)
+            replicates = value + rng.normal(0, 0.01, GROUP_REPLICATES)  # as scoring stores them
+            store.put_scores(
+                "clip_i", ckpt.name, "zyx", prompt_type, "i", {SET_ITEM: value}, replicates
+            )
         for prompt_type in ("alter", "style"):
             keys = [
                 j.key for j in jobs if j.checkpoint == ckpt.name and j.prompt_type == prompt_type
             ]
-            values = {k: 0.3 - 0.03 * effect + rng.normal(0, 0.005) for k in keys}
+            values = {k: 0.3 - 0.03 * effect - 0.005 * epoch + rng.normal(0, 0.005) for k in keys}
             store.put_scores("clip_t", ckpt.name, "zyx", prompt_type, "t", values)
 
 
@@ -129,6 +135,8 @@ def test_leaderboard_has_cis_base_first_and_no_paths(report: Path) -> None:
         assert (board[f"{col}.ci_low"] <= board[col]).all()
         assert (board[col] <= board[f"{col}.ci_high"]).all()
     assert (board["clip_t.alter.ci_high"] > board["clip_t.alter.ci_low"]).all()
+    # a set metric's interval comes from the replicates stored with its value
+    assert (board["clip_i.train.ci_high"] > board["clip_i.train.ci_low"]).all()
     text = (report / "leaderboard.csv").read_text()
     assert "/abs/path" not in text and "zyx-lora-lr0.001.safetensors" in text
 
@@ -147,13 +155,21 @@ def test_tables_follow_the_documented_formats(report: Path) -> None:
     image_rows = scores[scores["kind"].eq("image")]
     assert len(image_rows) == 13 * 2 * 2 and image_rows["prompt"].ne("").all()
     # the documented `analyze --table metrics.csv --configs checkpoints.csv` path reproduces
-    # the leaderboard byte for byte
+    # the analysis's leaderboard byte for byte; the run's leaderboard adds the choice columns
     directions = {"clip_i": True, "clip_t": True}
     out = run_analysis(metrics, configs, report / "again", directions, importance=False)
     assert (report / "again" / "leaderboard.csv").read_bytes() == (
-        report / "leaderboard.csv"
+        report / "analysis" / "leaderboard.csv"
     ).read_bytes()
     assert out.leaderboard["checkpoint"].iloc[0] == "base"
+    board = pd.read_csv(report / "leaderboard.csv")
+    added = ["axis_fidelity", "axis_fidelity.vs_base", "axis_controllability"]
+    added += ["axis_controllability.vs_base", "pareto", "best_for"]
+    at = list(board.columns).index("rank_score")
+    assert list(board.columns[at + 1 : at + 1 + len(added)]) == added
+    pd.testing.assert_frame_equal(
+        board.drop(columns=added), pd.read_csv(report / "again" / "leaderboard.csv")
+    )
 
 
 def test_importance_finds_the_planted_effect(report: Path) -> None:

@@ -1,4 +1,7 @@
-"""The HTML report in headless Debian Chromium: no console errors, sorting, no script runs.
+"""The HTML report in headless Debian Chromium: no console errors, the overview (which
+checkpoint, heatmap, axis scores, training curves) renders, CI plots are folded, the
+leaderboard groups metrics by axis, sorts, filters and hides hyperparameters until asked, and
+no script from the data runs.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` packages (``.ci/run`` installs them) and
 selenium. Skipped when Chromium is missing, unless ``CI`` is set: then it must run.
@@ -29,6 +32,8 @@ FLAGS = (
     "--disable-sync",
 )
 WIDTH = 1600
+EPOCHS = (1, 2, 3)
+ROWS = 1 + 3 * 4 * len(EPOCHS)  # base + algos × learning rates × epochs
 #: Replaces window.alert before any page script runs, so a call is recorded, not shown.
 ALERT_SPY = (
     "window.__alerts = []; window.alert = function (m) { window.__alerts.push(String(m)); };"
@@ -48,14 +53,15 @@ def _missing() -> str:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
-    """``report/index.html`` of a synthetic run with enough configurations for SHAP."""
+    """``report/index.html`` of a synthetic run with enough configurations for SHAP and
+    three epochs per configuration (training curves)."""
     reason = _missing()
     if reason and not os.environ.get("CI"):
         pytest.skip(reason)
     if reason:
         pytest.fail(f"CI is set but the browser test cannot run: {reason}")
     root = tmp_path_factory.mktemp("browser-run")
-    write_report(synthetic_run(root))
+    write_report(synthetic_run(root, epochs=EPOCHS))
     return root / "report" / "index.html"
 
 
@@ -91,18 +97,32 @@ def _column_values(driver, index: int) -> list[str]:
 
 
 def _header_index(driver, name: str) -> int:
-    names = [b.text for b in driver.find_elements("css selector", "#lb thead th button")]
+    names = [b.text for b in driver.find_elements("css selector", "#lb thead tr.cols th button")]
     return names.index(name)
 
 
-def test_page_loads_without_console_errors(driver) -> None:
+def _visible_images(driver, selector: str) -> list[dict]:
+    script = (
+        "return Array.from(document.querySelectorAll(arguments[0])).map(i => ({src: "
+        "i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0, shown: "
+        "i.getBoundingClientRect().width > 50}));"
+    )
+    return driver.execute_script(script, selector)
+
+
+def test_page_loads_without_console_errors(driver, page: Path) -> None:
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
     broken = driver.execute_script(
-        "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
-        ".map(i => i.getAttribute('src'));"
+        "return Array.from(document.images).filter(i => i.loading !== 'lazy' && "
+        "(!i.complete || i.naturalWidth === 0)).map(i => i.getAttribute('src'));"
     )
     assert broken == []
+    lazy = driver.execute_script(  # folded plots load when opened: their files must exist
+        "return Array.from(document.images).filter(i => i.loading === 'lazy')"
+        ".map(i => i.getAttribute('src'));"
+    )
+    assert lazy and all((page.parent / src).is_file() for src in lazy)
 
 
 def test_script_in_a_prompt_is_text_and_never_runs(driver) -> None:
@@ -117,7 +137,7 @@ def test_script_in_a_prompt_is_text_and_never_runs(driver) -> None:
 
 def test_clicking_a_header_sorts_the_leaderboard(driver) -> None:
     index = _header_index(driver, "clip_t.alter")
-    header = driver.find_elements("css selector", "#lb thead th")[index]
+    header = driver.find_elements("css selector", "#lb thead tr.cols th")[index]
     before = _column_values(driver, 0)
     header.find_element("css selector", "button").click()
     assert header.get_attribute("aria-sort") == "ascending"
@@ -134,15 +154,78 @@ def test_filter_hides_rows(driver) -> None:
     box = driver.find_element("id", "lb-filter")
     box.send_keys("lokr")
     visible = [r for r in driver.find_elements("css selector", "#lb tbody tr") if r.is_displayed()]
-    assert len(visible) == 4 and all("lokr" in r.text for r in visible)
-    assert driver.find_element("id", "lb-count").text == "4 of 13 checkpoints"
+    lokr = 4 * len(EPOCHS)
+    assert len(visible) == lokr and all("lokr" in r.text for r in visible)
+    assert driver.find_element("id", "lb-count").text == f"{lokr} of {ROWS} checkpoints"
     box.clear()
     box.send_keys(" ")  # an input event with an empty query shows every row again
-    assert driver.find_element("id", "lb-count").text == "13 of 13 checkpoints"
+    assert driver.find_element("id", "lb-count").text == f"{ROWS} of {ROWS} checkpoints"
+
+
+def test_overview_opens_the_page_and_renders(driver) -> None:
+    sections = driver.execute_script(
+        "return Array.from(document.querySelectorAll('main > section')).map(s => s.id);"
+    )
+    assert sections[:2] in (["warnings", "overview"], ["overview", "summary"])
+    answers = driver.find_elements("css selector", "#overview table.choice tbody tr")
+    assert [r.find_elements("tag name", "td")[0].text for r in answers] == [
+        "fidelity",
+        "controllability",
+    ]
+    figures = _visible_images(driver, "#overview .plots.overview img")
+    assert [f["src"] for f in figures] == [
+        "plots/overview_heatmap.png",
+        "plots/overview_axes.png",
+        "plots/tradeoff.png",
+    ]
+    assert all(f["ok"] and f["shown"] for f in figures), figures
+
+
+def test_training_curves_render_with_the_best_epoch(driver) -> None:
+    curves = _visible_images(driver, "#overview .plots.curves img")
+    shown = [c for c in curves if c["shown"]]
+    assert [c["src"] for c in shown] == [
+        "../analysis/curves_clip_i.train.png",  # fidelity's first metric and prompt type
+        "../analysis/curves_clip_t.alter.png",  # controllability's
+    ]
+    assert all(c["ok"] for c in shown), shown
+    folded = driver.find_element("css selector", "#overview details.fold")
+    assert folded.get_attribute("open") is None  # the other curves wait in a fold
+    assert "ringed: the run's best epoch" in driver.find_element("id", "overview").text
+
+
+def test_ci_plots_are_folded_and_open_on_click(driver) -> None:
+    folds = driver.find_elements("css selector", "#metrics details.metric")
+    assert len(folds) == 2 and all(f.get_attribute("open") is None for f in folds)
+    image = folds[0].find_element("tag name", "img")
+    assert not image.is_displayed()
+    folds[0].find_element("tag name", "summary").click()
+    assert image.is_displayed()
+    driver.execute_script("arguments[0].scrollIntoView();", image)
+    assert driver.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0;", image
+    )
+
+
+def test_leaderboard_groups_metrics_by_axis_and_hides_hyperparameters(driver) -> None:
+    groups = [th.text for th in driver.find_elements("css selector", "#lb thead tr.groups th")]
+    assert groups[1:3] == ["fidelity", "controllability"]
+    buttons = driver.find_elements("css selector", "#lb thead tr.cols th button")
+    headers = [b.get_attribute("textContent") for b in buttons]  # hidden ones too
+    assert headers[:2] == ["checkpoint", "best for"]
+    assert headers[2:5] == ["clip_i.train", "clip_i.trigger", "clip_i.alter"]  # metrics first
+    arrows = driver.find_elements("css selector", "#lb thead tr.cols th .dir")
+    assert {a.text for a in arrows} == {"↑"}
+    lr = driver.find_elements("css selector", "#lb thead tr.cols th")[headers.index("lr")]
+    assert not lr.is_displayed()
+    driver.find_element("css selector", "label[for='lb-hp']").click()
+    assert lr.is_displayed()
+    driver.find_element("css selector", "label[for='lb-hp']").click()
+    assert not lr.is_displayed()
 
 
 def test_full_page_screenshot(driver, tmp_path: Path) -> None:
-    for selector in ("#lb", "#tradeoff img", "table.images img", "figure.shap img"):
+    for selector in ("#lb", "#overview img", "table.images img", "figure.shap img"):
         assert driver.find_elements("css selector", selector), selector
     height = driver.execute_script("return document.documentElement.scrollHeight;")
     driver.set_window_size(WIDTH, min(int(height) + 120, 16000))

@@ -187,7 +187,13 @@ def test_metric_dropped_removes_its_plot(tmp_path: Path) -> None:
     run.metrics = run.metrics[:1]
     write_report(run)
     plots = {p.name for p in (tmp_path / "report" / "plots").iterdir()}
-    assert plots == {"ci_clip_i.png", "ci_clip_i.csv"}
+    assert not {"ci_clip_t.png", "ci_clip_t.csv"} & plots
+    scratch = synthetic_run(tmp_path / "scratch", **SMALL)
+    scratch.store.delete_scores(k for k in scratch.store.score_identities() if k[0] == "clip_t")
+    scratch.metrics = scratch.metrics[:1]
+    write_report(scratch)
+    assert plots == {p.name for p in (tmp_path / "scratch" / "report" / "plots").iterdir()}
+    assert {"ci_clip_i.png", "ci_clip_i.csv"} <= plots
 
 
 def test_a_table_that_does_not_round_trip_is_not_cached(tmp_path: Path) -> None:

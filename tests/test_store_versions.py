@@ -58,7 +58,7 @@ def _v1_folder(root: Path) -> Path:
 
 def test_a_version_1_folder_is_migrated_in_place(tmp_path: Path) -> None:
     store = RunStore(_v1_folder(tmp_path / "old"))
-    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     columns = [r[1] for r in store.conn.execute("PRAGMA table_info(jobs)")]
     assert "variant" in columns  # the plan rewrites jobs on every run: recreated empty
     assert store.conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0

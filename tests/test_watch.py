@@ -157,9 +157,9 @@ def spies(monkeypatch) -> dict:
         seen["rendered"].extend(task.keys)
         return real_render(self, task)
 
-    def put_scores(self, metric, checkpoint, concept, prompt_type, identity, values):
+    def put_scores(self, metric, checkpoint, concept, prompt_type, *args, **kwargs):
         seen["scores"].append((metric, checkpoint, concept, prompt_type))
-        return real_put(self, metric, checkpoint, concept, prompt_type, identity, values)
+        return real_put(self, metric, checkpoint, concept, prompt_type, *args, **kwargs)
 
     def incomplete(path, allow_pickle=False):
         why = real_incomplete(path, allow_pickle)

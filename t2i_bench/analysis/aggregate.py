@@ -12,6 +12,7 @@ from t2i_bench.analysis.io import (
     BASE_CHECKPOINT,
     DEFAULT_CATEGORY,
     ID_COLUMNS,
+    INTERVAL_COLUMNS,
     METRIC_KEY_COLUMNS,
     PROMPT_TYPES,
     RUN_COLUMNS,
@@ -53,10 +54,12 @@ def summarize(
     """Mean, n and a percentile-bootstrap CI per checkpoint × concept × prompt type × metric.
 
     ``metrics`` is the long table (one value per row; per-image rows are pooled). NaN values
-    are dropped and counted in ``n_missing``; ``n`` counts the values used. n = 1 gives a CI
-    equal to the value; n = 0 gives NaN. Each group's bootstrap stream is seeded from
-    ``seed`` and the group key, so results are deterministic and do not depend on the other
-    rows. Rows are sorted by the key columns.
+    are dropped and counted in ``n_missing``; ``n`` counts the values used. When the table has
+    ``ci_low``/``ci_high`` columns, a group whose single value is a set value (no ``image``)
+    takes its row's interval (a set metric's bootstrap over its images; NaN when it has
+    none); otherwise n = 1 gives a CI equal to the value; n = 0 gives NaN. Each group's
+    bootstrap stream is seeded from ``seed`` and the group key, so results are deterministic
+    and do not depend on the other rows. Rows are sorted by the key columns.
     """
     missing = [c for c in (*METRIC_KEY_COLUMNS, "value") if c not in metrics.columns]
     if missing:
@@ -70,6 +73,7 @@ def summarize(
         if column.isna().any():
             raise BenchError(f"metrics table has an empty {name!r}")
     values = metrics["value"].astype("float64")
+    given = all(c in metrics.columns for c in INTERVAL_COLUMNS)
     rows = []
     for key, group in values.groupby(list(columns.values()), sort=True):
         data = group.to_numpy()
@@ -77,10 +81,21 @@ def summarize(
         mean, low, high = bootstrap_mean_ci(
             finite, n_boot=n_boot, ci=ci, seed=group_seed(seed, key)
         )
+        if given and finite.size == 1:
+            row = metrics.loc[group.index[~np.isnan(data)][0]]
+            if _is_set_row(row):  # its own interval, NaN when it has none
+                low, high = float(row["ci_low"]), float(row["ci_high"])
         std = float(finite.std(ddof=1)) if finite.size > 1 else np.nan
         rows.append((*key, mean, std, finite.size, data.size - finite.size, low, high))
     out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     return out.astype({"n": "int64", "n_missing": "int64"})
+
+
+def _is_set_row(row: pd.Series) -> bool:
+    """A row holding a value for a whole group (no image), or one that carries an interval."""
+    image = row.get("image")
+    no_image = image is None or pd.isna(image) or image == ""
+    return no_image or bool(np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"]))
 
 
 def across_seeds(summary: pd.DataFrame, configs: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import pandas as pd
 from t2i_bench.columns import (
     BASE_CHECKPOINT,
     ID_COLUMNS,
+    INTERVALS,
     METRIC_KEY_COLUMNS,
     PER_IMAGE_COLUMNS,
     RUN_COLUMNS,
@@ -31,6 +32,9 @@ from t2i_bench.prompt_types import PROMPT_TYPE_NAMES
 REQUIRED_METRIC_COLUMNS = (*METRIC_KEY_COLUMNS, VALUE)
 #: Optional per-image columns; when present, rows are per-image values.
 OPTIONAL_METRIC_COLUMNS = PER_IMAGE_COLUMNS
+#: Optional interval of a value computed elsewhere (a set metric's bootstrap over its images);
+#: used for groups that have a single value.
+INTERVAL_COLUMNS = INTERVALS
 #: The prompt types t2i-bench generates (the registry's order); other names are accepted.
 PROMPT_TYPES = PROMPT_TYPE_NAMES
 #: Strings read as a missing number or hyperparameter (exact match after stripping spaces).
@@ -74,6 +78,15 @@ def read_metrics_table(path: str | Path | pd.DataFrame) -> pd.DataFrame:
     for col in OPTIONAL_METRIC_COLUMNS:
         if col in raw.columns:
             out[col] = _as_text(raw[col], _EMPTY)
+    if any(col in raw.columns for col in INTERVAL_COLUMNS):
+        missing = [c for c in INTERVAL_COLUMNS if c not in raw.columns]
+        if missing:
+            raise BenchError(f"metrics table has no column {missing[0]!r}", path)
+        for col in INTERVAL_COLUMNS:
+            out[col] = _as_float(raw[col], col, path)
+        bad = out["ci_low"] > out["ci_high"]
+        if bad.any():
+            raise BenchError(f"ci_low is above ci_high in data row {_row_number(bad)}", path)
     return out
 
 

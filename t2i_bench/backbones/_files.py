@@ -9,6 +9,7 @@ downloaded only when the hub is not switched off (``HF_HUB_OFFLINE``), else it i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -216,3 +217,28 @@ def same_folder(paths: Sequence[str]) -> str:
     if len(folders) != 1:
         raise BenchError(f"expected files of one folder, got {sorted(folders)}")
     return folders.pop()
+
+
+def tensor_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of a ``torch.save`` checkpoint (a state dict, or ``{"state_dict":
+    ...}``), read with ``weights_only`` and memory-mapped (no tensor data is read; a legacy
+    non-zip file is read whole); cached while the file is unchanged. Raises what
+    ``torch.load`` raises, or ``TypeError`` for a file that holds no state dict."""
+    full = expand(path)
+    st = os.stat(full)
+    return dict(_tensor_shapes(full, st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=32)
+def _tensor_shapes(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise TypeError(f"holds a {type(obj).__name__}, not a state dict")
+    return tuple((str(k), tuple(v.shape)) for k, v in obj.items() if isinstance(v, torch.Tensor))

@@ -14,21 +14,27 @@ with LoRA on the attention ``qkv`` projections to agree with human similarity ju
 The DreamSim distance of two images is 1 − cos of these embeddings (= 1 − dot product).
 
 ``real`` reads the package's cache folder (``weights=`` / ``T2I_BENCH_DREAMSIM``; default
-``~/.cache/dreamsim``), in the layout ``dreamsim(cache_dir=...)`` leaves there:
-``checkpoints/dino_vitbase16_pretrain.pth`` (the DINO ViT-B/16 backbone, as torch hub
-stores it; else the torch hub cache), ``clip_vitb16_pretrain.pth.tar`` and
+``~/.cache/dreamsim``), in the layout ``dreamsim(cache_dir=...)`` leaves there (the files of
+:data:`CHECKPOINT_URL`, unzipped, and the DINO backbone torch hub downloads from
+:data:`DINO_URL`): ``checkpoints/dino_vitbase16_pretrain.pth`` (the DINO ViT-B/16 backbone, as
+torch hub stores it; else the torch hub cache), ``clip_vitb16_pretrain.pth.tar`` and
 ``open_clip_vitb16_pretrain.pth.tar`` (``{"state_dict": ViT weights + "proj"}``, the CLIP
 towers converted to DINO's ViT layout with ``pos_drop`` as CLIP's ``ln_pre``) and
-``ensemble_lora/`` (PEFT ``adapter_config.json`` + ``adapter_model.{safetensors,bin}``),
-merged into the weights at load time. Widths, depths and patch sizes are read from the files;
-heads = width / 64 (ViT-B). ``tiny``: the same three towers at width 64, depth 2, 64 px,
-seeded.
+``ensemble_lora/`` (PEFT ``adapter_config.json`` + ``adapter_model.safetensors``, or
+``adapter_model.bin`` when there is no safetensors file, as PEFT chooses), merged into the
+weights at load time. The zip's ``dino_vitb16_pretrain.pth`` (DINO's projection head) is not
+read: the ensemble uses the DINO CLS token, not the head. Widths, depths, patch and image
+sizes are read from the files' tensor shapes (memory-mapped, when describing); heads = width /
+64 (ViT-B). Nothing is downloaded: a missing file is one line saying where to get it.
+``tiny``: the same three towers at width 64, depth 2, 64 px, seeded.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,7 @@ from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 from torchvision import transforms
 
+from t2i_bench.backbones._files import brief, expand, present, tensor_shapes
 from t2i_bench.backbones._torch import (
     TINY_SEED,
     TorchBackbone,
@@ -46,9 +53,20 @@ from t2i_bench.backbones._torch import (
     seeded,
     weights_label,
 )
-from t2i_bench.backbones.base import register_backbone
+from t2i_bench.backbones.base import BackboneSpec, register_backbone
 from t2i_bench.errors import BenchError
 
+NAME = "dreamsim"
+VERSION = "1"
+ENV_VAR = "T2I_BENCH_DREAMSIM"
+DEFAULT_ROOT = "~/.cache/dreamsim"
+PUBLISHED_LABEL = "dreamsim-0.2.1-ensemble"
+CHECKPOINT_URL = (
+    "https://github.com/ssundaram21/dreamsim/releases/download/v0.2.0-checkpoints/"
+    "dreamsim_ensemble_checkpoint.zip"
+)
+DINO_URL = "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth"
+HINT = f"or set backbones.dreamsim.weights (or {ENV_VAR}) to a dreamsim cache folder"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -62,6 +80,8 @@ CLIP_FILES = {
     "open_clip": "open_clip_vitb16_pretrain.pth.tar",
 }
 LORA_DIR = "ensemble_lora"
+LORA_CONFIG = "adapter_config.json"
+LORA_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # PEFT's order of preference
 TINY = {"width": 64, "depth": 2, "patch": 16, "image_size": 64, "proj": 32}
 
 
@@ -169,18 +189,27 @@ def _torch_load(path: Path) -> Any:
         raise BenchError(f"cannot read DreamSim weights ({type(exc).__name__})", str(path)) from exc
 
 
-def _vit_from_state_dict(tower: str, sd: dict[str, torch.Tensor], path: Path) -> VisionTransformer:
+def vit_geometry(
+    tower: str, shapes: Mapping[str, Sequence[int]], path: str
+) -> tuple[int, int, int, int]:
+    """(width, depth, patch, image size) of a tower's ViT, from its tensor shapes."""
     try:
-        width = int(sd["pos_embed"].shape[-1])
-        tokens = int(sd["pos_embed"].shape[1])
-        patch = int(sd["patch_embed.proj.weight"].shape[-1])
-    except KeyError as exc:
-        raise BenchError(
-            f"not a DreamSim {tower} ViT state dict (missing {exc})", str(path)
-        ) from exc
-    depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+        width = int(shapes["pos_embed"][-1])
+        tokens = int(shapes["pos_embed"][1])
+        patch = int(shapes["patch_embed.proj.weight"][-1])
+    except (KeyError, IndexError) as exc:
+        raise BenchError(f"not a DreamSim {tower} ViT state dict (missing {exc})", path) from exc
+    blocks = [int(k.split(".")[1]) for k in shapes if k.startswith("blocks.")]
+    if not blocks:
+        raise BenchError(f"not a DreamSim {tower} ViT state dict (no blocks)", path)
     grid = round((tokens - 1) ** 0.5)
-    model = vit(tower, width, depth, patch, grid * patch)
+    return width, 1 + max(blocks), patch, grid * patch
+
+
+def _vit_from_state_dict(tower: str, sd: dict[str, torch.Tensor], path: Path) -> VisionTransformer:
+    shapes = {k: tuple(v.shape) for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    width, depth, patch, image_size = vit_geometry(tower, shapes, str(path))
+    model = vit(tower, width, depth, patch, image_size)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise BenchError(
@@ -191,20 +220,100 @@ def _vit_from_state_dict(tower: str, sd: dict[str, torch.Tensor], path: Path) ->
     return model
 
 
-def _dino_file(root: Path) -> Path:
-    local = root / DINO_FILE
-    if local.is_file():
+@dataclass(frozen=True)
+class DreamSimSource:
+    """Where the real DreamSim's files are, resolved without loading it."""
+
+    root: str  # the dreamsim cache folder
+    towers: tuple[str, str, str]  # DINO, CLIP, OpenCLIP weight files (:data:`TOWERS` order)
+    lora_dir: str
+    files: tuple[str, ...]  # every file the loader reads
+    image_size: int  # from the towers' tensor shapes
+    label: str
+
+
+def _missing_from_zip(name: str, root: str, what: str) -> BenchError:
+    return BenchError(
+        f"missing {name} ({what}): download {CHECKPOINT_URL} and unzip it into {root}/ (what "
+        f"dreamsim(cache_dir=...) does), {HINT}"
+    )
+
+
+def _dino_file(root: str) -> str:
+    """The DINO ViT-B/16 backbone: in the cache folder (where the package's torch hub call
+    puts it), else in the torch hub cache."""
+    local = os.path.join(root, DINO_FILE)
+    if os.path.isfile(local):
         return local
-    return Path(torch.hub.get_dir()) / DINO_FILE
+    hub = os.path.join(torch.hub.get_dir(), DINO_FILE)
+    if os.path.isfile(hub):
+        return hub
+    name = os.path.basename(DINO_FILE)
+    raise BenchError(
+        f"missing {name} (DreamSim's DINO ViT-B/16): download {DINO_URL} into "
+        f"{os.path.dirname(local)}/ (where the dreamsim package puts it) or "
+        f"{os.path.dirname(hub)}/ (the torch hub cache), {HINT}"
+    )
 
 
-def load_real_dreamsim(root: Path) -> DreamSimEnsemble:
-    """The ensemble from the package's cache folder ``root``, LoRA merged."""
-    dino_path = _dino_file(root)
-    dino_sd = _torch_load(dino_path)
-    towers = [Tower("dino", _vit_from_state_dict("dino", dino_sd, dino_path), None)]
-    for name, filename in CLIP_FILES.items():
-        path = root / filename
+def _tower_geometry(tower: str, path: str) -> tuple[int, int, int, int]:
+    try:
+        shapes = tensor_shapes(path)
+    except Exception as exc:  # a truncated or foreign file: one line naming it
+        raise BenchError(
+            f"cannot read DreamSim {tower} weights ({brief(exc)}); download them again "
+            f"({DINO_URL if tower == 'dino' else CHECKPOINT_URL})",
+            path,
+        ) from exc
+    if tower != "dino" and "proj" not in shapes:
+        raise BenchError(f"DreamSim {tower} file has no state_dict/proj", path)
+    return vit_geometry(tower, shapes, path)
+
+
+def resolve_real(weights: str | None = None) -> DreamSimSource:
+    """The files of the real ensemble: ``weights`` (or ``T2I_BENCH_DREAMSIM``) is the dreamsim
+    cache folder, default ``~/.cache/dreamsim``; the image size comes from the towers' shapes."""
+    source = weights or env_source(ENV_VAR, None)
+    root = expand(source or DEFAULT_ROOT)
+    if source and not os.path.isdir(root):
+        raise BenchError(
+            f"not a folder: DreamSim's weights are a dreamsim cache folder ({HINT})", root
+        )
+    clip_towers = []  # the published zip's files first: the first thing to download
+    for tower in TOWERS[1:]:
+        path = os.path.join(root, CLIP_FILES[tower])
+        if not os.path.isfile(path):
+            raise _missing_from_zip(CLIP_FILES[tower], root, f"DreamSim's {tower} tower")
+        clip_towers.append(path)
+    lora_dir = os.path.join(root, LORA_DIR)
+    config = os.path.join(lora_dir, LORA_CONFIG)
+    if not os.path.isfile(config):
+        raise _missing_from_zip(f"{LORA_DIR}/{LORA_CONFIG}", root, "the DreamSim LoRA adapter")
+    adapters = present(lora_dir, LORA_WEIGHTS)  # PEFT reads the first one present
+    if not adapters:
+        name = f"{LORA_DIR}/{LORA_WEIGHTS[0]} (or {LORA_WEIGHTS[1]})"
+        raise _missing_from_zip(name, root, "the DreamSim LoRA adapter's weights")
+    towers = [_dino_file(root), *clip_towers]
+    sizes = {_tower_geometry(t, p)[3] for t, p in zip(TOWERS, towers, strict=True)}
+    if len(sizes) != 1:
+        raise BenchError(f"DreamSim towers disagree on the image size ({sorted(sizes)})", root)
+    label = PUBLISHED_LABEL if not source else weights_label(root)
+    files = (*towers, config, adapters[0])
+    return DreamSimSource(
+        root, (towers[0], towers[1], towers[2]), lora_dir, files, sizes.pop(), label
+    )
+
+
+def load_real_dreamsim(root: Path | str) -> DreamSimEnsemble:
+    """The ensemble from the package's cache folder ``root`` (exactly the files
+    :func:`resolve_real` names), LoRA merged."""
+    src = resolve_real(str(root))
+    towers = []
+    for name, filename in zip(TOWERS, src.towers, strict=True):
+        path = Path(filename)
+        if name == "dino":
+            towers.append(Tower(name, _vit_from_state_dict(name, _torch_load(path), path), None))
+            continue
         sd = dict(_torch_load(path).get("state_dict", {}))
         if "proj" not in sd:
             raise BenchError("DreamSim CLIP file has no state_dict/proj", str(path))
@@ -215,7 +324,7 @@ def load_real_dreamsim(root: Path) -> DreamSimEnsemble:
         }
         towers.append(Tower(name, _vit_from_state_dict(name, sd, path), proj))
     model = DreamSimEnsemble(towers).float()
-    return merge_lora(model, root / LORA_DIR)
+    return merge_lora(model, Path(src.lora_dir))
 
 
 def merge_lora(model: DreamSimEnsemble, lora_dir: Path) -> DreamSimEnsemble:
@@ -279,6 +388,32 @@ class DreamSimBackbone(TorchBackbone):
         return self.model(pixels)
 
 
+ARCHITECTURE = (
+    "dreamsim ensemble: DINO + CLIP (QuickGELU) + OpenCLIP ViTs (timm), LoRA on qkv merged"
+)
+
+
+def describe_dreamsim(profile: str = "tiny", weights: str | None = None) -> BackboneSpec:
+    """The static spec of ``dreamsim``; the image size is read from the towers' tensor shapes
+    (memory-mapped), which also checks the files before any work."""
+    check_profile(NAME, profile)
+    if profile == "tiny":
+        arch = f"{ARCHITECTURE} {json.dumps(TINY, sort_keys=True)}"
+        preprocessing = describe_preprocessing(TINY["image_size"])
+        return BackboneSpec(NAME, "tiny", VERSION, arch, preprocessing, f"seed={TINY_SEED}")
+    src = resolve_real(weights)
+    return BackboneSpec(
+        NAME,
+        "real",
+        VERSION,
+        ARCHITECTURE,
+        describe_preprocessing(src.image_size),
+        src.label,
+        src.files,
+        description="dreamsim 0.2.1 ensemble (DINO + CLIP + OpenCLIP ViT-B/16)",
+    )
+
+
 def make_dreamsim(
     profile: str = "tiny",
     device: str = "cpu",
@@ -286,19 +421,16 @@ def make_dreamsim(
     weights: str | None = None,
 ) -> DreamSimBackbone:
     """Build ``dreamsim``; ``weights`` (``real``) is the dreamsim package's cache folder."""
-    check_profile("dreamsim", profile)
+    check_profile(NAME, profile)
     if profile == "tiny":
         return DreamSimBackbone(
             build_tiny_dreamsim(), "tiny", f"seed={TINY_SEED}", device, batch_size
         )
-    default = os.path.expanduser("~/.cache/dreamsim")
-    source = weights or env_source("T2I_BENCH_DREAMSIM", default) or default
-    root = Path(os.path.expanduser(source))
-    model = load_real_dreamsim(root)
-    label = "dreamsim-0.2.1-ensemble" if source == default else weights_label(str(root))
-    return DreamSimBackbone(model, "real", label, device, batch_size)
+    src = resolve_real(weights)
+    model = load_real_dreamsim(src.root)
+    return DreamSimBackbone(model, "real", src.label, device, batch_size)
 
 
-@register_backbone("dreamsim")
+@register_backbone(NAME, describe=describe_dreamsim)
 def _dreamsim(profile: str, device: str = "cpu", **options: Any) -> DreamSimBackbone:
     return make_dreamsim(profile, device, **options)

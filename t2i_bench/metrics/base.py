@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from t2i_bench.analysis.bootstrap import ResamplePlan
 from t2i_bench.concepts import Concept
 from t2i_bench.errors import BenchError
 from t2i_bench.prompt_types import AXES, PROMPT_TYPES, types_for_axis
@@ -114,6 +115,25 @@ class Group:
     def paired_base(self) -> tuple[list[int], list[str]]:
         return self.paired(BASE_IMAGE.name)
 
+    def resampled(self, index: np.ndarray | list[int]) -> Group:
+        """The group with its images (and their variants) taken at ``index``, repeats allowed:
+        one bootstrap resample. Notes raised on it are not kept."""
+        idx = [int(i) for i in index]
+
+        def pick(values: list) -> list:
+            return [values[i] for i in idx] if values else values
+
+        return replace(
+            self,
+            image_keys=pick(self.image_keys),
+            image_shas=pick(self.image_shas),
+            prompts=pick(self.prompts),
+            seeds=pick(self.seeds),
+            templates=pick(self.templates),
+            variants={name: pick(shas) for name, shas in self.variants.items()},
+            notes=[],
+        )
+
     def by_prompt(self) -> list[list[int]]:
         """Indices of the group's images, one list per prompt (in order of appearance)."""
         index: dict[str, list[int]] = {}
@@ -181,6 +201,29 @@ class Metric(ABC):
     @abstractmethod
     def compute(self, group: Group) -> dict[str, float]:
         """item -> value: image key -> value for per-image metrics, ``SET_ITEM`` for sets."""
+
+    def replicates(self, group: Group, plan: ResamplePlan) -> np.ndarray:
+        """A set metric's value on each bootstrap resample of the group's images.
+
+        ``plan`` (:func:`~t2i_bench.analysis.bootstrap.resample_plan`) gives per resample how
+        often each image (and prompt) was drawn. Returns ``(n_boot,)`` float64, NaN where a
+        resample has no value. The default computes :meth:`compute` on each resampled group;
+        metrics whose value is a function of per-image terms override it with a vectorised
+        form giving the same values.
+        """
+        out = np.full(plan.n_boot, np.nan)
+        for b in range(plan.n_boot):
+            try:
+                out[b] = self.compute(group.resampled(plan.indices(b)))[SET_ITEM]
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+                continue
+        return out
+
+    def reference_pairs(self, group: Group) -> list[Any]:
+        """Generated image ↔ nearest reference image pairs that explain this metric's values,
+        shown side by side in the report (objects with ``image_key``, ``reference_sha``,
+        ``distance``, ``threshold`` and ``is_copy``); none by default."""
+        return []
 
 
 _REGISTRY: dict[str, type[Metric]] = {}

@@ -37,6 +37,14 @@ def l2_normalize(x: ArrayLike, eps: float = 1e-12) -> np.ndarray:
     return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
 
 
+def resample_weights(draws: np.ndarray, n: int) -> np.ndarray:
+    """``(n_boot, n)`` counts: how often each of n items appears in each resample row."""
+    rows = np.repeat(np.arange(draws.shape[0]), draws.shape[1])
+    weights = np.zeros((draws.shape[0], n), dtype=np.float64)
+    np.add.at(weights, (rows, draws.reshape(-1)), 1.0)
+    return weights
+
+
 # ------------------------------------------------------------------------- cosine family
 
 
@@ -310,6 +318,47 @@ def kid(
         gi = torch.randperm(g.shape[0], generator=rng)[:size].numpy()
         scores[i] = poly_mmd2_unbiased(r[ri], g[gi], degree, gamma, coef)
     return float(scores.mean()), float(scores.std())
+
+
+def kid_replicates(
+    gen: ArrayLike,
+    ref: ArrayLike,
+    draws: np.ndarray,
+    subset_size: int = 1000,
+    subsets: int = 100,
+    seed: int = 0,
+    degree: int = 3,
+    gamma: float | None = None,
+    coef: float = 1.0,
+) -> np.ndarray:
+    """``(n_boot, 2)``: :func:`kid` (mean, std over subsets) of each resample ``gen[draws[b]]``.
+
+    The subsets are drawn exactly as :func:`kid` draws them (the same generator, seed and
+    sizes, which do not depend on the images), and each subset's unbiased MMD² is assembled
+    from the kernel matrices of the distinct images and the resample's counts, so the value
+    of row b equals ``kid(gen[draws[b]], ref, ...)`` without forming the repeated images.
+    """
+    g, r = _f64(gen, 2, "gen"), _f64(ref, 2, "ref")
+    n, n_ref = g.shape[0], r.shape[0]
+    size = min(int(subset_size), n, n_ref)
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {n} and {n_ref}")
+    k_gg = poly_kernel(g, g, degree, gamma, coef)
+    k_rg = poly_kernel(r, g, degree, gamma, coef)
+    k_rr = poly_kernel(r, r, degree, gamma, coef)
+    diag = np.diag(k_gg)
+    rng = torch.Generator().manual_seed(int(seed))
+    pairs = size * (size - 1)
+    scores = np.empty((draws.shape[0], int(subsets)), dtype=np.float64)
+    for s in range(int(subsets)):
+        ri = torch.randperm(n_ref, generator=rng)[:size].numpy()
+        gi = torch.randperm(n, generator=rng)[:size].numpy()
+        kxx = (k_rr[np.ix_(ri, ri)].sum() - np.trace(k_rr[np.ix_(ri, ri)])) / pairs
+        w = resample_weights(draws[:, gi], n)
+        kyy = (((w @ k_gg) * w).sum(axis=1) - w @ diag) / pairs
+        kxy = w @ k_rg[ri].sum(axis=0) / (size * size)
+        scores[:, s] = kxx + kyy - 2.0 * kxy
+    return np.stack([scores.mean(axis=1), scores.std(axis=1)], axis=1)
 
 
 # ---------------------------------------------------------------------------------- Vendi

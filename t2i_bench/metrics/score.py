@@ -8,12 +8,19 @@ group no longer exists (a checkpoint that now fails, a prompt type dropped) is r
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from t2i_bench.analysis.bootstrap import (
+    GROUP_BOOTSTRAP_SCHEME,
+    GROUP_BOOTSTRAP_SEED,
+    GROUP_REPLICATES,
+    resample_plan,
+)
 from t2i_bench.backbones.heads import head_identity
 from t2i_bench.concepts import Concept
 from t2i_bench.hashing import stable_hash
@@ -110,7 +117,40 @@ def group_identity(metric: Metric, group: Group, backbones: Backbones) -> str:
     }
     if metric.head:  # the head's weights are part of the value (absent key: identities unchanged)
         parts["head"] = head_identity(metric.head, backbones.config.profile)
+    if metric.kind == "set":  # its bootstrap replicates are stored with the value
+        parts["bootstrap"] = [GROUP_BOOTSTRAP_SCHEME, GROUP_REPLICATES, GROUP_BOOTSTRAP_SEED]
     return stable_hash(parts)
+
+
+def set_replicates(metric: Metric, group: Group) -> np.ndarray:
+    """The set metric's value on :data:`GROUP_REPLICATES` resamples of the group's images
+    (:func:`~t2i_bench.analysis.bootstrap.resample_plan`: prompts, then seeds within each
+    prompt; the same draws for every checkpoint with the same prompts and seeds)."""
+    plan = resample_plan(
+        group.prompts,
+        group.seeds,
+        n_boot=GROUP_REPLICATES,
+        key=(group.concept.name, group.prompt_type),
+        seed=GROUP_BOOTSTRAP_SEED,
+    )
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # e.g. FID's small-sample warning, once per resample
+        return np.asarray(metric.replicates(group, plan), dtype=np.float64)
+
+
+def _memoised(features: Callable[[str, list[str]], np.ndarray]):
+    """A features reader that reads each (role, sha) once (the replicates reread them)."""
+    cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def read(role: str, shas: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(s for s in shas if (role, s) not in cache))
+        if missing:
+            cache.update(zip(((role, s) for s in missing), features(role, missing), strict=True))
+        if not shas:
+            return features(role, [])
+        return np.stack([cache[(role, s)] for s in shas])
+
+    return read
 
 
 def score_groups(
@@ -138,7 +178,9 @@ def score_groups(
             try:
                 if metric.needs_text and metric.backbone:
                     embed_texts(store, backbones, metric.backbone, metric.texts(view), 64)
+                view = replace(view, features=_memoised(view.features))
                 values = metric.compute(view)
+                replicates = set_replicates(metric, view) if metric.kind == "set" else None
             except Exception as exc:  # a metric that raises never takes the run down
                 store.record_failure("score", item, f"{type(exc).__name__}: {exc}")
                 store.delete_scores([key])  # a value from older inputs must not survive
@@ -148,7 +190,7 @@ def score_groups(
                 notes[item] = list(view.notes)
                 summary.warnings.extend(f"{item}: {note}" for note in view.notes)
                 view.notes.clear()
-                store.put_scores(*key, identity=identity, values=values)
+                store.put_scores(*key, identity=identity, values=values, replicates=replicates)
                 store.clear_failure("score", item)
                 summary.computed += 1
         if progress:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from t2i_bench.analysis.aggregate import SIGNIFICANT_DIGITS, round_significant
+from t2i_bench.analysis.choice import Choice, choose_checkpoints, write_choice
 from t2i_bench.analysis.io import (
     BASE_CHECKPOINT,
     ID_COLUMNS,
@@ -26,10 +28,13 @@ from t2i_bench.analysis.io import (
     read_metrics_table,
     write_table,
 )
+from t2i_bench.analysis.ranking import rank_scale
 from t2i_bench.errors import BenchError
+from t2i_bench.metrics.base import Metric
 from t2i_bench.provenance import version_drift
 from t2i_bench.report import html
 from t2i_bench.report.cache import ReportMemo, memoised
+from t2i_bench.report.diagnostics import nearest_pairs_frame, write_agreement, write_variance
 from t2i_bench.report.leaderboard import (
     Tradeoff,
     directions,
@@ -37,7 +42,9 @@ from t2i_bench.report.leaderboard import (
     write_csv,
 )
 from t2i_bench.report.plots import ci_frame, metric_ci_plot, tradeoff_plot, tradeoff_points
+from t2i_bench.report.sections import checks, overview
 from t2i_bench.report.tables import (
+    Replicates,
     checkpoints_frame,
     images_frame,
     metrics_table,
@@ -53,6 +60,8 @@ if TYPE_CHECKING:
 #: allow (two configurations per fold at least), between these bounds.
 MIN_CV_FOLDS = 3
 MAX_CV_FOLDS = 5
+#: Fit-quality warnings shown one by one at the top of the page; more are counted.
+FIT_ALERTS_SHOWN = 3
 TINY_WARNING = (
     "Backbone profile 'tiny': the models are small and randomly initialised, so these numbers "
     "exercise the machinery, not real models. Do not compare them with published results."
@@ -68,6 +77,7 @@ class Tables:
     paths: list[Path]
     metrics: pd.DataFrame  # the long metrics table (metrics.csv)
     configs: pd.DataFrame  # the configs table (checkpoints.csv)
+    replicates: Replicates = field(default_factory=dict)  # set values' bootstrap replicates
 
 
 @dataclass
@@ -81,6 +91,10 @@ class Analysis:
     plots: pd.DataFrame | None = None
     r2: pd.DataFrame | None = None
     fit_alerts: list[str] = field(default_factory=list)
+    choice: Choice | None = None
+    rank_scores: pd.DataFrame | None = None
+    agreement: pd.DataFrame | None = None
+    variance: pd.DataFrame | None = None
 
 
 def write_report(run: Run, *, tradeoff: Tradeoff | None = None) -> list[Path]:
@@ -88,7 +102,15 @@ def write_report(run: Run, *, tradeoff: Tradeoff | None = None) -> list[Path]:
     root = Path(run.config.output_dir)
     with ReportMemo(root) as memo:  # only what changed is recomputed and redrawn
         tables = write_tables(run, root)
-        inputs = (tables.metrics, tables.configs, directions(run.metrics), run.config.seed)
+        inputs = (
+            tables.metrics,
+            tables.configs,
+            tables.per_image,  # the seed-variance table
+            tables.replicates,  # the checkpoint choice's paired bootstrap
+            directions(run.metrics),
+            axes_of(run.metrics),
+            run.config.seed,
+        )
         analysis = memo.call(
             "analysis",
             (*inputs, run.config.analysis),
@@ -113,7 +135,8 @@ def write_tables(run: Run, root: Path) -> Tables:
         run.config.prompts.types,
     )
     images = images_frame(run.store)
-    per_image = per_image_scores(scores, images)
+    replicates = run.store.score_replicates()
+    per_image = per_image_scores(scores, images, replicates)
     baselines = run.store.baselines_frame()
     metrics = metrics_table(per_image)
     configs = checkpoints_frame(run.store)
@@ -123,7 +146,7 @@ def write_tables(run: Run, root: Path) -> Tables:
         write_csv(configs, root / "checkpoints.csv", float_format=None),
         write_table(per_image, root / "scores.parquet"),
     ]
-    return Tables(images, per_image, paths, metrics, configs)
+    return Tables(images, per_image, paths, metrics, configs, replicates)
 
 
 def analyze(run: Run, root: Path, tables: Tables) -> Analysis:
@@ -158,16 +181,41 @@ def analyze(run: Run, root: Path, tables: Tables) -> Analysis:
             skipped = f"hyperparameter importance (CatBoost + SHAP) skipped: {exc}"
     if result is None or skipped:
         result = run_analysis(metrics, configs, out, higher, importance=False, **kwargs)
-    _write_notes(out, [*result.warnings, *([skipped] if skipped else [])])
+    choice = choose_checkpoints(metrics, axes_of(run.metrics), higher, tables.replicates)
+    write_choice(choice, out)
+    _write_notes(out, [*result.warnings, *choice.warnings, *([skipped] if skipped else [])])
     return Analysis(
-        leaderboard=result.leaderboard,
+        leaderboard=with_choice(result.leaderboard, choice),
         cv_folds=0 if skipped else folds,
         skipped=skipped,
         notes=list(result.warnings),
         plots=None if skipped else pd.read_csv(out / "plots.csv", dtype=str, keep_default_na=False),
         r2=None if skipped or result.importance is None else result.importance.r2,
         fit_alerts=list(result.fit_warnings),
+        choice=choice,
+        rank_scores=rank_scale(result.summary, higher),
+        agreement=write_agreement(metrics, higher, out),
+        variance=write_variance(tables.per_image, out),
     )
+
+
+def axes_of(metrics) -> dict[str, str]:
+    """metric name -> its evaluation axis (metrics without one are left out)."""
+    return {m.name: m.axis for m in metrics if m.axis}
+
+
+def with_choice(board: pd.DataFrame, choice: Choice) -> pd.DataFrame:
+    """The leaderboard with the per-checkpoint answer (axis scores, better than base, Pareto
+    set, best for) after ``rank_score``."""
+    scores = choice.scores.copy()
+    for col in scores.columns:
+        if pd.api.types.is_float_dtype(scores[col]):
+            scores[col] = round_significant(scores[col].to_numpy(), SIGNIFICANT_DIGITS)
+    merged = board.merge(scores, on="checkpoint", how="left")
+    added = [c for c in scores.columns if c != "checkpoint"]
+    at = list(board.columns).index("rank_score") + 1 if "rank_score" in board else len(board)
+    order = [*board.columns[:at], *added, *board.columns[at:]]
+    return merged[order]
 
 
 def _write_notes(out: Path, notes: list[str]) -> None:
@@ -213,29 +261,81 @@ def write_html(
     report_dir = root / "report"
     higher = directions(run.metrics)
     board = analysis.leaderboard
-    headers, rows = html.leaderboard_view(board, higher)
+    leaderboard = html.leaderboard_view(board, higher, axes_of(run.metrics))
     trade, trade_note = tradeoff_figure(board, tradeoff, higher, report_dir)
     context = {
         "title": run.config.name,
         "alerts": alerts(run, analysis),
+        "folded_fit_alerts": (
+            analysis.fit_alerts if len(analysis.fit_alerts) > FIT_ALERTS_SHOWN else []
+        ),
         "notes": score_notes(run),
         "failures": run.store.failures(),
         "summary": summary_items(run, tables, board),
         "provenance": provenance_items(run),
         "packages": package_items(run),
-        "headers": headers,
-        "rows": rows,
+        "leaderboard": leaderboard,
+        "overview": overview(
+            analysis.choice,
+            analysis.rank_scores,
+            board,
+            run.metrics,
+            analysis.plots,
+            report_dir,
+        ),
+        "checks": checks(
+            analysis.agreement,
+            analysis.variance,
+            nearest_pairs(run, tables.images),
+            board,
+            run.metrics,
+            root,
+            reference_paths(run),
+            report_dir,
+        ),
         "tradeoff": trade,
         "tradeoff_note": trade_note,
         "metric_plots": metric_figures(board, higher, report_dir),
         "analysis": analysis,
         "shap": shap_figures(analysis),
         "r2": [] if analysis.r2 is None else analysis.r2.to_dict("records"),
-        "grids": html.image_grids(tables.images, root, report_dir),
+        "grids": html.image_grids(tables.images, root, report_dir, tables.metrics),
         "max_columns": html.MAX_GRID_COLUMNS,
         "fmt": html.format_number,
     }
     return html.render_page(context, report_dir)
+
+
+def pair_metrics(metrics: list) -> list:
+    """The run's metrics that explain their values with nearest reference pairs."""
+    return [m for m in metrics if type(m).reference_pairs is not Metric.reference_pairs]
+
+
+def nearest_pairs(run: Run, images: pd.DataFrame) -> pd.DataFrame | None:
+    """Each scored image's nearest reference for the metrics that show such pairs (read from
+    the cached embeddings; no model is loaded), the closest first; None without such a
+    metric."""
+    chosen = pair_metrics(run.metrics)
+    if not chosen:
+        return None
+    from t2i_bench.runner import groups
+
+    found = []
+    for group in groups(run):
+        for metric in chosen:
+            if metric.applies_to(group, run.base.name):
+                for pair in metric.reference_pairs(group.for_metric(metric)):
+                    found.append(
+                        (metric.name, group.checkpoint, group.concept.name, group.prompt_type, pair)
+                    )
+    return nearest_pairs_frame(found, images)
+
+
+def reference_paths(run: Run) -> dict[str, Path]:
+    """sha256 -> file of every concept reference image."""
+    from t2i_bench.metrics.embed import reference_shas
+
+    return reference_shas(run.concepts) if pair_metrics(run.metrics) else {}
 
 
 def tradeoff_figure(
@@ -272,8 +372,8 @@ def metric_figures(
         frame = ci_frame(board, metric)
         png = memoised(metric_ci_plot)(frame, metric, higher.get(metric, True), stem)
         caption = (
-            f"{metric}: mean per checkpoint and prompt type with 95% bootstrap CIs over images "
-            "(set metrics have one value per group, hence no interval)."
+            f"{metric}: mean per checkpoint and prompt type with 95% bootstrap CIs (per-image "
+            "metrics: over images; set metrics: over prompts and seeds, computed when scored)."
         )
         figures.append(_plot_ref(png, report_dir, caption))
     return figures
@@ -286,7 +386,7 @@ def shap_figures(analysis: Analysis) -> list[html.PlotRef]:
     figures = []
     for row in analysis.plots.fillna("").itertuples(index=False):
         if row.kind == "curves":
-            continue  # training curves: shown by the report in a later version
+            continue  # training curves: in the overview
         if row.kind == "summary":
             caption = "Share of each target's mean |SHAP| per hyperparameter (R² cv under each)."
         elif row.kind == "beeswarm":
@@ -309,11 +409,23 @@ def alerts(run: Run, analysis: Analysis) -> list[str]:
     found.extend(note_alerts(score_notes(run)))
     if analysis.skipped:
         found.append(analysis.skipped)
-    found.extend(analysis.fit_alerts)
+    found.extend(fit_alert_lines(analysis.fit_alerts))
     failures = run.store.failures()
     if failures:
         found.append(f"{len(failures)} failure(s) recorded in the store; see the table below.")
     return found
+
+
+def fit_alert_lines(fit_alerts: list[str], shown: int = FIT_ALERTS_SHOWN) -> list[str]:
+    """The fit-quality warnings for the top of the page: each one when there are few, else
+    one line that counts them (the page lists them all in a fold below it)."""
+    if len(fit_alerts) <= shown:
+        return list(fit_alerts)
+    return [
+        f"{len(fit_alerts)} importance fits have a cross-validated R² at or below the threshold: "
+        "their importances describe this sweep only and do not generalise to new "
+        "configurations (each listed below)."
+    ]
 
 
 def score_notes(run: Run) -> list[tuple[str, str]]:

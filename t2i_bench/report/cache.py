@@ -12,7 +12,8 @@ named ``stem.<suffix>``) and returns their path(s) is memoised by calling it as
 ``memoised(fn)(...)`` (or decorating it with ``@memoised``): inside ``with ReportMemo(root)``
 (the report stage) it is drawn only when its arguments or code changed; elsewhere it is a plain
 call. :meth:`ReportMemo.call` memoises a computation that writes a folder and returns a value
-(a dataclass whose fields are tables or plain JSON values, restored from ``report-cache/``).
+(a dataclass whose fields are tables, plain JSON values or such dataclasses, restored from
+``report-cache/``).
 Files no output claimed in this session are removed by :meth:`ReportMemo.sweep`.
 """
 
@@ -27,6 +28,7 @@ import json
 import os
 import shutil
 import sys
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from importlib import metadata
@@ -58,6 +60,14 @@ def memoised(fn: Callable[..., T]) -> Callable[..., T]:
         return fn(*args, **kwargs) if memo is None else memo.plot(fn)(*args, **kwargs)
 
     return call
+
+
+def claim(*paths: Path) -> None:
+    """Mark files written outside the memo as current in the active :class:`ReportMemo`
+    (so its sweep keeps them); nothing when none is active."""
+    memo = _ACTIVE.get()
+    if memo is not None:
+        memo.claim(*paths)
 
 
 def data_hash(obj: Any) -> str:
@@ -303,7 +313,7 @@ class ReportMemo:
         if encoded is _UNCACHEABLE:
             self.claimed.update(files)
         else:  # the stored tables are checked like the outputs
-            self._record(name, key, [*files, *tables.glob("*.parquet")], encoded)
+            self._record(name, key, [*files, *tables.rglob("*.parquet")], encoded)
         return result
 
     # ------------------------------------------------------------------ cleaning
@@ -395,6 +405,12 @@ def _encode_value(value: Any, folder: Path) -> Any:
                 shutil.rmtree(folder, ignore_errors=True)
                 return _UNCACHEABLE
             fields[spec.name] = {"table": path.name}
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            nested = _encode_value(item, folder / spec.name)
+            if nested is _UNCACHEABLE:
+                shutil.rmtree(folder, ignore_errors=True)
+                return _UNCACHEABLE
+            fields[spec.name] = {"dataclass": nested}
         else:
             try:
                 text = json.dumps(item)
@@ -441,11 +457,26 @@ def _decode_value(cls: type[T], fields: Any, folder: Path) -> T | None:
         for name, stored in fields.items():
             if "table" in stored:
                 kwargs[name] = pd.read_parquet(folder / stored["table"])
+            elif "dataclass" in stored:
+                kind = _dataclass_type(cls, name)
+                nested = _decode_value(kind, stored["dataclass"], folder / name)
+                if nested is None:
+                    return None
+                kwargs[name] = nested
             else:
                 kwargs[name] = stored["json"]
         return cls(**kwargs)
     except Exception:  # a damaged cache is a miss, never an error
         return None
+
+
+def _dataclass_type(cls: type, name: str) -> type:
+    """The dataclass type of field ``name`` of ``cls`` (``X`` or ``X | None``)."""
+    hint = typing.get_type_hints(cls)[name]
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    raise TypeError(f"{cls.__name__}.{name} is not a dataclass field")
 
 
 def _slug(name: str) -> str:

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from PIL import Image
 
 from t2i_bench.analysis.io import BASE_CHECKPOINT
-from t2i_bench.prompt_types import PROMPT_TYPES, prompt_type_order
+from t2i_bench.prompt_types import AXES, PROMPT_TYPES, prompt_type_order
 from t2i_bench.report.leaderboard import (
     CI_SUFFIXES,
     info_columns,
@@ -35,20 +35,45 @@ MAX_GRID_COLUMNS = 8
 
 @dataclass(frozen=True)
 class Cell:
-    """One leaderboard cell: the text shown, the value sorted on, an optional CI."""
+    """One leaderboard cell: the text shown, the value sorted on, an optional CI, a CSS class,
+    a mark after the value and its explanation."""
 
     text: str
     sort: str
     ci: str = ""
+    css: str = ""
+    mark: str = ""
+    title: str = ""
 
 
 @dataclass(frozen=True)
 class Header:
-    """One leaderboard column header."""
+    """One leaderboard column header (``label`` is shown; ``name`` is the CSV column)."""
 
     name: str
     numeric: bool
     hint: str = ""
+    css: str = ""
+    label: str = ""
+    arrow: str = ""
+
+
+@dataclass(frozen=True)
+class HeaderGroup:
+    """A header cell spanning a group of columns (an axis, the summary, hyperparameters)."""
+
+    label: str
+    span: int
+    css: str = ""
+
+
+@dataclass
+class Leaderboard:
+    """The HTML leaderboard: header groups, headers and rows of cells."""
+
+    groups: list[HeaderGroup]
+    headers: list[Header]
+    rows: list[list[Cell]]
 
 
 @dataclass(frozen=True)
@@ -62,10 +87,12 @@ class Thumb:
 
 @dataclass
 class GridRow:
-    """One checkpoint's images; a cell holds one thumb, or (base, adapter) for agnostic."""
+    """One checkpoint's images; a cell holds one thumb, or (base, adapter) for agnostic;
+    ``values``: the checkpoint's mean of each metric on this concept and prompt type."""
 
     checkpoint: str
     cells: list[list[Thumb]] = field(default_factory=list)
+    values: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -90,31 +117,83 @@ class PlotRef:
 
 
 def leaderboard_view(
-    board: pd.DataFrame, higher_is_better: dict[str, bool]
-) -> tuple[list[Header], list[list[Cell]]]:
-    """Headers and cells of the HTML leaderboard (ids hidden, CIs folded into their means)."""
-    info = info_columns(board)
+    board: pd.DataFrame, higher_is_better: dict[str, bool], axes: dict[str, str] | None = None
+) -> Leaderboard:
+    """The leaderboard as the page shows it: checkpoint and what it is best for, then the
+    metric columns grouped by axis (registry order) with direction arrows and CIs folded into
+    their means, then the summary (rank score, axis scores, Pareto set), then the
+    hyperparameters (hidden until asked for); ids are left out."""
+    axes = axes or {}
     metrics = metric_value_columns(board)
-    headers = [Header(c, pd.api.types.is_numeric_dtype(board[c]), _info_hint(c)) for c in info]
-    headers += [Header(c, True, _metric_hint(c, higher_is_better)) for c in metrics]
+    by_axis: dict[str, list[str]] = {}
+    for column in metrics:
+        axis = axes.get(split_metric_column(column)[0]) or "other"
+        by_axis.setdefault(axis, []).append(column)
+    order = sorted(by_axis, key=lambda a: (list(AXES).index(a) if a in AXES else len(AXES), a))
+    info = info_columns(board)
+    lead = [c for c in ("checkpoint", "best_for") if c in info]
+    summary = [c for c in info if c == "rank_score" or _is_axis_score(c) or c == "pareto"]
+    hidden = {c for c in info if c.startswith("axis_") and c.endswith(VS_BASE)}
+    params = [c for c in info if c not in {*lead, *summary, *hidden}]
+    groups = [HeaderGroup("", len(lead))]
+    headers = [Header(c, False, _info_hint(c), label=_label(c)) for c in lead]
+    for axis in order:
+        groups.append(HeaderGroup(axis, len(by_axis[axis]), "axis"))
+        for column in by_axis[axis]:
+            metric = split_metric_column(column)[0]
+            arrow = "↑" if higher_is_better.get(metric, True) else "↓"
+            headers.append(
+                Header(column, True, _metric_hint(column, higher_is_better), "", "", arrow)
+            )
+    if summary:
+        groups.append(HeaderGroup("summary", len(summary), "summary"))
+        headers += [Header(c, True, _info_hint(c), label=_label(c)) for c in summary]
+    if params:
+        groups.append(HeaderGroup("hyperparameters", len(params), "hp"))
+        headers += [Header(c, pd.api.types.is_numeric_dtype(board[c]), "", "hp") for c in params]
     rows = []
     for _, record in board.iterrows():
-        cells = [_info_cell(record[c]) for c in info]
-        cells += [_metric_cell(record, c) for c in metrics]
+        cells = [_info_cell(record[c]) for c in lead]
+        cells += [_metric_cell(record, c) for a in order for c in by_axis[a]]
+        cells += [_summary_cell(record, c) for c in summary]
+        cells += [_info_cell(record[c], "hp") for c in params]
         rows.append(cells)
-    return headers, rows
+    return Leaderboard(groups, headers, rows)
 
 
-def image_grids(images: pd.DataFrame, run_root: Path, report_dir: Path) -> list[Grid]:
-    """One grid per concept × prompt type from the rendered images, thumbnails written."""
+def image_grids(
+    images: pd.DataFrame, run_root: Path, report_dir: Path, metrics: pd.DataFrame | None = None
+) -> list[Grid]:
+    """One grid per concept × prompt type from the rendered images, thumbnails written; with
+    the long ``metrics`` table, each row carries its checkpoint's metric means, so the values
+    sit next to the images they come from."""
     rendered = images[images["image"].ne("")]
+    means = _grid_means(metrics)
     pairs = rendered[["concept", "prompt_type"]].drop_duplicates().itertuples(index=False)
     keys = sorted(pairs, key=lambda k: (k[0], *prompt_type_order(k[1])))
     grids = []
     for concept, prompt_type in keys:
         group = rendered[rendered["concept"].eq(concept) & rendered["prompt_type"].eq(prompt_type)]
-        grids.append(_grid(str(concept), str(prompt_type), group, run_root, report_dir))
+        grid = _grid(str(concept), str(prompt_type), group, run_root, report_dir)
+        for row in grid.rows:
+            row.values = means.get((row.checkpoint, grid.concept, grid.prompt_type), [])
+        grids.append(grid)
     return grids
+
+
+def _grid_means(metrics: pd.DataFrame | None) -> dict[tuple[str, str, str], list[tuple[str, str]]]:
+    """(checkpoint, concept, prompt type) -> [(metric, mean)] in metric-name order."""
+    if metrics is None or metrics.empty:
+        return {}
+    keys = ["checkpoint", "concept", "prompt_type", "metric"]
+    means = metrics.groupby(keys, sort=True)["value"].mean()
+    out: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for (checkpoint, concept, prompt_type, metric), value in means.items():
+        if pd.notna(value):
+            out.setdefault((checkpoint, concept, prompt_type), []).append(
+                (str(metric), format_number(float(value)))
+            )
+    return out
 
 
 def write_thumbnail(source: Path, target: Path) -> None:
@@ -198,11 +277,40 @@ def _thumb(row: Any, run_root: Path, report_dir: Path) -> Thumb:
     return Thumb(src=f"thumbs/{name}", href=f"../{row.image}", title=title)
 
 
-def _info_cell(value: Any) -> Cell:
+VS_BASE = ".vs_base"
+
+
+def _is_axis_score(column: str) -> bool:
+    return column.startswith("axis_") and not column.endswith(VS_BASE)
+
+
+def _label(column: str) -> str:
+    if _is_axis_score(column):
+        return column.removeprefix("axis_")
+    return {"best_for": "best for", "rank_score": "rank score", "pareto": "Pareto"}.get(
+        column, column
+    )
+
+
+def _info_cell(value: Any, css: str = "") -> Cell:
     text = format_number(value)
     if isinstance(value, float) and not math.isnan(value):
-        return Cell(text, repr(value))
-    return Cell(text, "" if value is None or pd.isna(value) else str(value))
+        return Cell(text, repr(value), css=css)
+    return Cell(text, "" if value is None or pd.isna(value) else str(value), css=css)
+
+
+def _summary_cell(record: pd.Series, column: str) -> Cell:
+    """Rank and axis scores; an axis score significantly better than the base model's gets
+    a mark; the Pareto flag reads yes/no."""
+    value = record[column]
+    if column == "pareto":
+        text = {"True": "yes", "False": "no"}.get(str(value), "")
+        return Cell(text, text)
+    cell = _info_cell(value)
+    if _is_axis_score(column) and str(record.get(column + VS_BASE)) == "True":
+        note = "significantly better than the base model (paired bootstrap, 95%)"
+        return Cell(cell.text, cell.sort, mark="▲", title=note)
+    return cell
 
 
 def _metric_cell(record: pd.Series, column: str) -> Cell:
@@ -221,4 +329,11 @@ def _metric_hint(column: str, higher_is_better: dict[str, bool]) -> str:
 def _info_hint(column: str) -> str:
     if column == "rank_score":
         return "mean rank-scaled score over all metric × prompt type pairs (1 = best)"
+    if _is_axis_score(column):
+        axis = column.removeprefix("axis_")
+        return f"{axis}: mean rank score over the {axis} metrics (1 = best); ▲ beats the base model"
+    if column == "best_for":
+        return "the axes on which this checkpoint is the best"
+    if column == "pareto":
+        return "on the Pareto set over the axes: no checkpoint is at least as good on every axis"
     return ""

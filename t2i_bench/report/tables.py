@@ -5,18 +5,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from t2i_bench.columns import METRIC_KEY_COLUMNS, PER_IMAGE_COLUMNS, VALUE
+from t2i_bench.analysis.bootstrap import replicate_interval
+from t2i_bench.columns import INTERVALS, METRIC_KEY_COLUMNS, PER_IMAGE_COLUMNS, VALUE
 from t2i_bench.concepts import Concept
 from t2i_bench.metrics.base import SET_ITEM
 from t2i_bench.store import RunStore
 
 HYPERPARAMETER_ORDER = ("algo", "preset", "lr", "dim", "alpha", "factor", "epoch", "step", "seed")
 #: Columns of ``metrics.csv``: the long format of docs/analysis.md plus per-image columns.
-METRICS_COLUMNS = (*METRIC_KEY_COLUMNS, VALUE, *PER_IMAGE_COLUMNS)
+METRICS_COLUMNS = (*METRIC_KEY_COLUMNS, VALUE, *PER_IMAGE_COLUMNS, *INTERVALS)
 #: Columns of ``scores.parquet``.
-SCORES_COLUMNS = (*METRIC_KEY_COLUMNS[:4], "prompt", "seed", "image", "metric", "kind", VALUE)
+SCORES_COLUMNS = (
+    *METRIC_KEY_COLUMNS[:4],
+    "prompt",
+    "seed",
+    "image",
+    "metric",
+    "kind",
+    VALUE,
+    *INTERVALS,
+)
+#: (metric, checkpoint, concept, prompt_type) -> a set value's bootstrap replicates.
+Replicates = dict[tuple[str, str, str, str], np.ndarray]
 
 
 def scores_frame(store: RunStore, concepts: list[Concept]) -> pd.DataFrame:
@@ -60,10 +73,14 @@ def select_scores(
     return scores[keep].reset_index(drop=True)
 
 
-def per_image_scores(scores: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+def per_image_scores(
+    scores: pd.DataFrame, images: pd.DataFrame, replicates: Replicates | None = None
+) -> pd.DataFrame:
     """Every value with its image, prompt and seed (empty for set metrics): ``scores.parquet``.
 
-    Per-image values whose image is no longer planned are dropped; set values are kept.
+    Per-image values whose image is no longer planned are dropped; set values are kept, with
+    the 95% interval of their bootstrap replicates (``ci_low``, ``ci_high``; empty for
+    per-image values, whose interval the analysis bootstraps from the values themselves).
     """
     keys = ["checkpoint", "concept", "prompt_type"]
     lookup = images.drop_duplicates([*keys, "image_key"])[
@@ -76,7 +93,18 @@ def per_image_scores(scores: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame
     joined["seed"] = joined["seed"].astype("Int64")
     for col in ("prompt", "image"):
         joined[col] = joined[col].fillna("")
+    joined[["ci_low", "ci_high"]] = _set_intervals(joined, replicates or {})
     return joined[list(SCORES_COLUMNS)].reset_index(drop=True)
+
+
+def _set_intervals(rows: pd.DataFrame, replicates: Replicates) -> np.ndarray:
+    """(n, 2) interval of each set row's replicates (NaN for per-image rows)."""
+    out = np.full((len(rows), 2), np.nan)
+    for i, row in enumerate(rows.itertuples(index=False)):
+        reps = replicates.get((row.metric, row.checkpoint, row.concept, row.prompt_type))
+        if row.kind == "set" and reps is not None and pd.notna(row.value):
+            out[i] = replicate_interval(float(row.value), reps)
+    return out
 
 
 def metrics_table(per_image: pd.DataFrame) -> pd.DataFrame:

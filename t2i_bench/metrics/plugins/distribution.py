@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
+from t2i_bench.analysis.bootstrap import ResamplePlan
 from t2i_bench.metrics import functional as F
 from t2i_bench.metrics.base import SET_ITEM, Group, Metric, register_metric
 
@@ -53,6 +56,17 @@ class _Kid(Metric):
         gen = group.image_features(self.backbone)
         ref = group.reference_features(self.backbone)
         return {SET_ITEM: F.kid(gen, ref, subset_size=1000, subsets=100, seed=0)[self.statistic]}
+
+    def replicates(self, group: Group, plan: ResamplePlan) -> np.ndarray:
+        """KID of each resample, from kernel matrices of the distinct images (same values as
+        ``compute`` on the resampled group)."""
+        if not plan.balanced:  # resamples of different sizes draw different KID subsets
+            return super().replicates(group, plan)
+        draws = np.stack([plan.indices(b) for b in range(plan.n_boot)])
+        gen = group.image_features(self.backbone)
+        ref = group.reference_features(self.backbone)
+        reps = F.kid_replicates(gen, ref, draws, subset_size=1000, subsets=100, seed=0)
+        return reps[:, self.statistic]
 
 
 @register_metric

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from t2i_bench.analysis.bootstrap import ResamplePlan
 from t2i_bench.concepts import Concept
 from t2i_bench.metrics import functional as F
 from t2i_bench.metrics.base import SET_ITEM, Group, ImageVariant, Metric, register_metric
@@ -31,6 +34,12 @@ class _MeanCosine(Metric):
         gen = group.image_features(self.backbone)
         ref = group.reference_features(self.backbone)
         return {SET_ITEM: F.mean_pairwise_cosine(gen, ref)}
+
+    def replicates(self, group: Group, plan: ResamplePlan) -> np.ndarray:
+        """The mean over images of each image's mean cosine to the references, resampled."""
+        gen = group.image_features(self.backbone)
+        terms = F.mean_similarity_to_refs(gen, group.reference_features(self.backbone))
+        return plan.weights @ terms / plan.weights.sum(axis=1)
 
 
 @register_metric
@@ -63,6 +72,13 @@ class SquaredCentroidDistance(Metric):
         gen = group.image_features(self.backbone)
         ref = group.reference_features(self.backbone)
         return {SET_ITEM: F.centroid_sq_distance(gen, ref)}
+
+    def replicates(self, group: Group, plan: ResamplePlan) -> np.ndarray:
+        """Centroids of the resampled unit vectors against the reference centroid."""
+        gen = F.l2_normalize(group.image_features(self.backbone))
+        ref = F.l2_normalize(group.reference_features(self.backbone)).mean(axis=0)
+        diff = plan.weights @ gen / plan.weights.sum(axis=1)[:, None] - ref
+        return np.einsum("ij,ij->i", diff, diff)
 
 
 @register_metric

@@ -92,3 +92,7 @@ class CopyRate(Metric):
                 "is ~0 and no image can count as a copy"
             )
         return {p.image_key: float(p.is_copy) for p in pairs}
+
+    def reference_pairs(self, group: Group) -> list[NearestPair]:
+        """Each image beside its nearest reference (the report shows them side by side)."""
+        return nearest_pairs(group, self.backbone)

@@ -42,7 +42,7 @@
   /** Header click: ascending first, then toggle. */
   function onHeaderClick(table, header, index) {
     const descending = header.getAttribute("aria-sort") === "ascending";
-    table.querySelectorAll("thead th").forEach(function (th) {
+    table.querySelectorAll("thead tr.cols th").forEach(function (th) {
       th.removeAttribute("aria-sort");
     });
     header.setAttribute("aria-sort", descending ? "descending" : "ascending");
@@ -67,7 +67,7 @@
     if (!table) {
       return;
     }
-    table.querySelectorAll("thead th").forEach(function (header, index) {
+    table.querySelectorAll("thead tr.cols th").forEach(function (header, index) {
       header.querySelector("button").addEventListener("click", function () {
         onHeaderClick(table, header, index);
       });
