@@ -115,8 +115,9 @@ def test_aesthetic_shares_the_clip_roles_embeddings(shared_run: Path) -> None:
     try:
         embedded = runner.embed(bench)
         built = bench.backbones._built
-        assert set(built) == {"clip", "clip_vit_l14_openai"}
-        assert built["clip"] is built["clip_vit_l14_openai"]  # one model for both roles
+        # one model for both roles: roles with the same backbone identity embed once
+        assert len({id(model) for model in built.values()}) == 1
+        assert set(built) <= {"clip", "clip_vit_l14_openai"}
         n_images = 10 + 3  # base: 5 prompt types x 2 seeds, plus 3 references
         assert embedded == n_images  # each image embedded once, for both roles
         summary = runner.score(bench)
