@@ -167,11 +167,16 @@ def score_groups(
     stored = store.score_identities()
     notes: dict[str, list[str]] = store.get_meta("score_notes", {}) or {}
     work = [(m, g) for g in groups for m in metrics if m.applies_to(g, base_name)]
+    views = [group.for_metric(metric) for metric, group in work]
+    identities = [group_identity(m, v, backbones) for (m, _), v in zip(work, views, strict=True)]
+    keys = [(m.name, g.checkpoint, g.concept.name, g.prompt_type) for m, g in work]
+    rows = zip(work, views, identities, keys, strict=True)
+    _embed_pending_texts(
+        store, backbones, [(m, v) for (m, _), v, i, k in rows if stored.get(k) != i]
+    )
     for done, (metric, group) in enumerate(work, 1):
         item = score_item(metric.name, group.checkpoint, group.concept.name, group.prompt_type)
-        view = group.for_metric(metric)
-        identity = group_identity(metric, view, backbones)
-        key = (metric.name, group.checkpoint, group.concept.name, group.prompt_type)
+        view, identity, key = views[done - 1], identities[done - 1], keys[done - 1]
         if stored.get(key) == identity:
             summary.skipped += 1
         else:
@@ -204,6 +209,24 @@ def score_groups(
         notes.pop(score_item(metric, ckpt, concept, ptype), None)
     store.set_meta("score_notes", {k: v for k, v in sorted(notes.items()) if v})
     return summary
+
+
+def _embed_pending_texts(
+    store: RunStore, backbones: Backbones, pending: list[tuple[Metric, Group]]
+) -> None:
+    """Embed the texts of every group about to be scored, one call per backbone role, so
+    that the padded text batches are filled across groups (the per-group call in the loop
+    then finds them cached). A failure here is left to that call, which records it for its
+    group."""
+    texts: dict[str, set[str]] = {}
+    for metric, view in pending:
+        if metric.needs_text and metric.backbone:
+            texts.setdefault(metric.backbone, set()).update(metric.texts(view))
+    for role, role_texts in texts.items():
+        try:
+            embed_texts(store, backbones, role, role_texts, 64)
+        except Exception:  # recorded per group by the scoring loop's own call
+            continue
 
 
 def _reference_group(
