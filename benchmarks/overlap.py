@@ -52,9 +52,7 @@ def _finish(config: Path, output: Path) -> tuple[dict[str, bytes], list, bytes]:
         runner.embed(run)
         runner.score(run)
         write_report(run)
-        rows = run.store.conn.execute(
-            "SELECT image_key, relpath, sha256, width, height FROM images ORDER BY image_key"
-        ).fetchall()
+        rows = run.store.image_records()
     finally:
         run.close()
     pngs = {p.name: p.read_bytes() for p in sorted((output / "images").rglob("*.png"))}

@@ -367,6 +367,12 @@ class RunStore:
         rows = self.conn.execute("SELECT image_key, relpath, sha256 FROM images")
         return {key: (rel, sha) for key, rel, sha in rows}
 
+    def image_records(self) -> list[tuple[str, str, str, int, int]]:
+        """Every image row as (image_key, relative path, sha256, width, height), by key."""
+        return self.conn.execute(
+            "SELECT image_key, relpath, sha256, width, height FROM images ORDER BY image_key"
+        ).fetchall()
+
     def verify_images(self) -> list[str]:
         """Drop rows whose PNG is missing or altered (e.g. after a crash) and temporary files
         a killed write left behind; return the dropped keys."""
