@@ -386,3 +386,22 @@ def test_cli_on_a_run_config_checks_options_first(tmp_path: Path) -> None:
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_a_run_with_one_checkpoint_is_no_curve() -> None:
+    from t2i_bench.analysis.curves import training_curves
+
+    table = pd.DataFrame(
+        {
+            "checkpoint": ["a1", "a2", "a3", "b1", "c1", "c2"],
+            "run_id": ["a", "a", "a", "b", "c", "c"],
+            "config_id": ["x", "x", "x", "y", "z", "z"],
+            "epoch": [1, 2, 3, 2, 1, 1],  # b: one checkpoint; c: two at the same epoch
+            "clip_i.train": [0.1, 0.3, 0.2, 0.5, 0.4, 0.6],
+        }
+    )
+    curves = training_curves(table, ["clip_i.train"], {"clip_i": True})
+    assert list(curves["run_id"]) == ["a", "a", "a"]
+    assert list(curves["best"]) == [False, True, False]
+    single = training_curves(table[table["run_id"].ne("a")], ["clip_i.train"], {"clip_i": True})
+    assert single.empty and single.attrs["progress"] == "epoch"

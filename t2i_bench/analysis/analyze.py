@@ -163,6 +163,11 @@ def run_analysis(
             warnings.append(
                 "no training curves: the configs table has no epoch or step that varies"
             )
+        elif curve_frame.empty:
+            warnings.append(
+                "no training curves: no run (configuration × seed) has checkpoints at two "
+                f"values of {curve_frame.attrs['progress']}"
+            )
     if plots:
         files.append(write_table(index, out / "plots.csv"))
     warnings_path = out / "warnings.txt"

@@ -42,7 +42,8 @@ def training_curves(
     group: str = "all",
     progress: str | None = None,
 ) -> pd.DataFrame:
-    """Long table of curves: one row per run × progress value × target with a value.
+    """Long table of curves: one row per run × progress value × target with a value, for
+    the runs with values at two progress values at least (one point is no curve).
 
     Columns: ``group, target, run_id, config_id, checkpoint, <progress>, value, best``, rows
     by target, run and progress. ``best`` marks each run's best checkpoint for that target
@@ -63,6 +64,8 @@ def training_curves(
             columns={target: "value"}
         )
         part = part[part["value"].notna() & part[progress].notna()]
+        points = part.groupby("run_id")[progress].transform("nunique")
+        part = part[points >= 2]  # a run with one checkpoint has no curve
         part = part.sort_values(["run_id", progress, "checkpoint"], kind="mergesort")
         sign = 1.0 if higher_is_better.get(metric_of(target), True) else -1.0
         oriented = part["value"] * sign
