@@ -572,11 +572,15 @@ def demo(
 @app.command()
 def doctor(
     config: Annotated[Path | None, typer.Argument(help="run config to check (optional)")] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Check this environment (and a run config) before a long run; exit 1 on any problem."""
+    """Check this environment (and a run config) before a long run; exit 1 on any problem.
+    Library warnings met while loading are not shown (``--verbose`` shows them)."""
     from t2i_bench.doctor import examine
+    from t2i_bench.runlog import RunLog
 
-    found = examine(config)
+    with RunLog(verbose=verbose, console=console):
+        found = examine(config)
     problems = found.problems
     for note in found.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
