@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from t2i_bench.analysis.bootstrap import (
     GROUP_BOOTSTRAP_SEED,
@@ -117,6 +116,8 @@ def axis_scores(
     """``(B, n_checkpoints, n_axes)`` axis scores from ``(B, n_checkpoints, n_columns)`` values
     (columns are (metric, prompt_type, category, concept); NaN = no value), axes in the
     registry's order among those present."""
+    from scipy.stats import rankdata  # scipy.stats: ~0.4 s to import, only when computing
+
     sign = np.array([1.0 if higher_is_better.get(c[0], True) else -1.0 for c in columns])
     oriented = cube * sign
     finite = np.isfinite(oriented)

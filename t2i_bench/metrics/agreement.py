@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 MIN_CHECKPOINTS = 3  # fewer ranks say nothing
 
@@ -40,6 +39,8 @@ def agreement_matrix(
     Pairs are computed on the checkpoints where both metrics have a value; pairs with fewer
     than :data:`MIN_CHECKPOINTS` such checkpoints, or a constant metric, get NaN.
     """
+    from scipy.stats import spearmanr  # scipy.stats: ~0.4 s to import; only when computing
+
     table = checkpoint_means(scores)
     direction = dict(higher_is_better or {})
     rows = []
