@@ -20,9 +20,16 @@ NAME = "generation"
 
 def plain_loop(pipe, jobs, sampler) -> dict[str, np.ndarray]:
     """One diffusers call per prompt: ``num_images_per_prompt`` images, a generator per seed."""
+    return diffusers_loop(pipe, [(j.key, j.prompt, j.seed) for j in jobs], sampler, np.asarray)
+
+
+def diffusers_loop(pipe, work, sampler, convert) -> dict:
+    """The plain diffusers baseline: for each prompt of ``work`` ((key, prompt, seed) triples)
+    one pipeline call with a CPU generator per seed; each image passed to ``convert`` right
+    after its call."""
     by_prompt: dict[str, list] = {}
-    for job in jobs:
-        by_prompt.setdefault(job.prompt, []).append(job)
+    for key, prompt, seed in work:
+        by_prompt.setdefault(prompt, []).append((key, seed))
     out = {}
     with torch.inference_mode():
         for prompt, group in by_prompt.items():
@@ -33,9 +40,9 @@ def plain_loop(pipe, jobs, sampler) -> dict[str, np.ndarray]:
                 guidance_scale=sampler.guidance_scale,
                 height=sampler.height,
                 width=sampler.width,
-                generator=[torch.Generator().manual_seed(job.seed) for job in group],
+                generator=[torch.Generator().manual_seed(seed) for _, seed in group],
             ).images
-            out.update({job.key: np.asarray(im) for job, im in zip(group, images, strict=True)})
+            out.update({key: convert(im) for (key, _), im in zip(group, images, strict=True)})
     return out
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import Context, Row, interleaved
+from benchmarks.generation import diffusers_loop
 from benchmarks.sd15 import gpu_setup
 
 NAME = "gpu_generation"
@@ -61,23 +62,7 @@ def plain_loop(pipe, sampler, work) -> dict[str, bytes]:
     """One call per prompt with a CPU generator per seed; each PNG encoded after the call."""
     from t2i_bench.store import png_bytes
 
-    by_prompt: dict[str, list] = {}
-    for key, prompt, seed in work:
-        by_prompt.setdefault(prompt, []).append((key, seed))
-    out = {}
-    with torch.inference_mode():
-        for prompt, group in by_prompt.items():
-            images = pipe(
-                prompt,
-                num_images_per_prompt=len(group),
-                num_inference_steps=sampler.steps,
-                guidance_scale=sampler.guidance_scale,
-                height=sampler.height,
-                width=sampler.width,
-                generator=[torch.Generator().manual_seed(seed) for _, seed in group],
-            ).images
-            out.update({key: png_bytes(im) for (key, _), im in zip(group, images, strict=True)})
-    return out
+    return diffusers_loop(pipe, work, sampler, png_bytes)
 
 
 def _pixels(data: bytes) -> np.ndarray:
