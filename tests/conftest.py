@@ -25,17 +25,24 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture()
 def concept_dir(tmp_path: Path) -> Path:
     """A tiny concept: three coloured 64x64 reference images with captions, and its YAML."""
-    images = tmp_path / "zyx"
+    return write_concept(tmp_path)
+
+
+def write_concept(folder: Path, captions: bool = True) -> Path:
+    """The ``concept_dir`` concept (``zyx.yaml`` + ``zyx/``) written into ``folder``, for
+    fixtures of any scope; ``captions=False`` leaves out the ``.txt`` captions."""
+    images = folder / "zyx"
     images.mkdir()
     for i in range(3):
         array = np.zeros((64, 64, 3), np.uint8)
         array[16:48, 16:48, i] = 220
         Image.fromarray(array).save(images / f"img_{i}.png")
-        (images / f"img_{i}.txt").write_text(f"a photo of zyx toy, view {i}")
-    (tmp_path / "zyx.yaml").write_text(
+        if captions:
+            (images / f"img_{i}.txt").write_text(f"a photo of zyx toy, view {i}")
+    (folder / "zyx.yaml").write_text(
         "name: zyx\ntrigger: zyx\nclass_word: toy\ncategory: object\nimages: zyx\n"
     )
-    return tmp_path
+    return folder
 
 
 def write_config(folder: Path, extra: str = "", name: str = "cfg.yaml") -> Path:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from adapter_files import write_lycoris_file
-from conftest import write_config
-from PIL import Image
+from conftest import write_concept, write_config
 from typer.testing import CliRunner
 
 from t2i_bench import runner
@@ -26,15 +24,7 @@ TRANSIENT = {"lpips", "vgg", "image_reward"}
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("compact")
-    images = folder / "zyx"
-    images.mkdir()
-    for i in range(3):
-        array = np.zeros((64, 64, 3), np.uint8)
-        array[16:48, 16:48, i] = 220
-        Image.fromarray(array).save(images / f"img_{i}.png")
-    (folder / "zyx.yaml").write_text(
-        "name: zyx\ntrigger: zyx\nclass_word: toy\ncategory: object\nimages: zyx\n"
-    )
+    write_concept(folder, captions=False)
     adapter = write_lycoris_file(load_base_pipeline("tiny"), folder / "a.safetensors", seed=3)
     config = write_config(folder, f"checkpoints: [{{path: {adapter}}}]\n")
     text = config.read_text().replace(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_config
+from conftest import write_concept, write_config
 from typer.testing import CliRunner
 
 from t2i_bench import runner
@@ -90,18 +90,8 @@ def test_dreamsim_and_cmmd_plugins_on_planted_groups() -> None:
 @pytest.fixture(scope="module")
 def shared_run(tmp_path_factory) -> Path:
     """Base + nothing else, the clip role set to OpenAI's ViT-L/14, clip_i and aesthetic."""
-    from PIL import Image
-
     folder = tmp_path_factory.mktemp("shared")
-    images = folder / "zyx"
-    images.mkdir()
-    for i in range(3):
-        array = np.zeros((64, 64, 3), np.uint8)
-        array[16:48, 16:48, i] = 220
-        Image.fromarray(array).save(images / f"img_{i}.png")
-    (folder / "zyx.yaml").write_text(
-        "name: zyx\ntrigger: zyx\nclass_word: toy\ncategory: object\nimages: zyx\n"
-    )
+    write_concept(folder, captions=False)
     config = write_config(folder, "backbones: {clip: clip_vit_l14_openai}\n")
     text = config.read_text().replace("metrics: [clip_i, clip_t]", "metrics: [clip_i, aesthetic]")
     config.write_text(text)
