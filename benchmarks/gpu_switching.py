@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.common import Context, Row, best, clock
+from benchmarks.common import Context, Row, best
 from benchmarks.sd15 import gpu_setup
-from benchmarks.switching import reloading, switching
+from benchmarks.switching import interleaved_rounds
 from benchmarks.workload import write_adapters
 
 NAME = "gpu_switching"
@@ -37,17 +37,10 @@ def run(ctx: Context) -> Row:
     sampler = SamplerConfig(steps=steps, guidance_scale=7.5, width=512, height=512)
     seeds = list(range(ctx.size(2, 1)))
     load_base_pipeline(str(folder), **load)  # warm-up: first-load initialisation
-    spent: dict[str, list] = {"switch": [], "reload": []}
-    total: dict[str, list] = {"switch": [], "reload": []}
-    images = {}
     rounds = ctx.rounds(2)
-    for _ in range(rounds):
-        for name, fn in (("switch", switching), ("reload", reloading)):
-            with clock() as whole:
-                images[name], part = fn(folder, adapters, seeds, sampler, **load)
-            torch.cuda.synchronize()
-            spent[name].append(part)
-            total[name].append(whole)
+    images, spent, total = interleaved_rounds(
+        rounds, folder, adapters, seeds, sampler, torch.cuda.synchronize, **load
+    )
     worst = max(
         int(np.abs(u.astype(np.int16) - v.astype(np.int16)).max())
         for x, y in zip(images["switch"], images["reload"], strict=True)

@@ -62,6 +62,25 @@ def reloading(folder, adapters, seeds, sampler, **load) -> tuple[list, Clock]:
     return out, spent
 
 
+def interleaved_rounds(
+    rounds: int, folder, adapters, seeds, sampler, finish=lambda: None, **load
+) -> tuple[dict[str, list], dict[str, list[Clock]], dict[str, list[Clock]]]:
+    """``rounds`` of switching then reloading: the last round's images of each way, and each
+    round's time spent on the adapters and end to end; ``finish`` runs before a round's clock
+    stops (e.g. waiting for the GPU)."""
+    spent: dict[str, list[Clock]] = {"switch": [], "reload": []}
+    total: dict[str, list[Clock]] = {"switch": [], "reload": []}
+    images: dict[str, list] = {}
+    for _ in range(rounds):
+        for name, fn in (("switch", switching), ("reload", reloading)):
+            with clock() as whole:
+                images[name], part = fn(folder, adapters, seeds, sampler, **load)
+                finish()
+            spent[name].append(part)
+            total[name].append(whole)
+    return images, spent, total
+
+
 def run(ctx: Context) -> Row:
     from t2i_bench.config import SamplerConfig
     from t2i_bench.generation.pipeline import load_base_pipeline
@@ -75,16 +94,8 @@ def run(ctx: Context) -> Row:
     sampler = SamplerConfig(steps=10, guidance_scale=4.0, width=64, height=64)
     seeds = list(range(ctx.size(2, 1)))
     load_base_pipeline(str(folder))  # warm-up: first-load initialisation
-    spent: dict[str, list[Clock]] = {"switch": [], "reload": []}
-    total: dict[str, list[Clock]] = {"switch": [], "reload": []}
-    images = {}
     repeats = ctx.rounds(3)
-    for _ in range(repeats):
-        for name, fn in (("switch", switching), ("reload", reloading)):
-            with clock() as whole:
-                images[name], part = fn(folder, adapters, seeds, sampler)
-            spent[name].append(part)
-            total[name].append(whole)
+    images, spent, total = interleaved_rounds(repeats, folder, adapters, seeds, sampler)
     for path, x, y in zip(adapters, images["switch"], images["reload"], strict=True):
         if not all(np.array_equal(u, v) for u, v in zip(x, y, strict=True)):
             raise AssertionError(f"switching and reloading give different images for {path.name}")
