@@ -364,8 +364,7 @@ class RunStore:
 
     def image_rows(self) -> dict[str, tuple[str, str]]:
         """image_key -> (relative path, sha256)."""
-        rows = self.conn.execute("SELECT image_key, relpath, sha256 FROM images")
-        return {key: (rel, sha) for key, rel, sha in rows}
+        return {key: (rel, sha) for key, rel, sha, _, _ in self.image_records()}
 
     def image_records(self) -> list[tuple[str, str, str, int, int]]:
         """Every image row as (image_key, relative path, sha256, width, height), by key."""
