@@ -29,6 +29,7 @@ from t2i_bench.generation.tiny import (
     UNET_CONFIG,
     VAE_CONFIG,
     build_tiny_tokenizer,
+    pipeline_from_components,
 )
 
 SDXL_UNET = {
@@ -98,38 +99,32 @@ def build_tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
 def build_tiny_sd2_pipeline(seed: int = 0, prediction_type: str = "v_prediction"):
     """An untrained tiny SD 2.x-like ``StableDiffusionPipeline`` (OpenCLIP-shaped text
     encoder, linear projections, per-block head counts)."""
-    pipe = StableDiffusionPipeline(
-        vae=_init(seed, lambda: AutoencoderKL(**VAE_CONFIG)),
-        text_encoder=_init(
-            seed + 1, lambda: CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG, hidden_act="gelu"))
-        ),
-        tokenizer=build_tiny_tokenizer(),
-        unet=_init(seed + 3, lambda: UNet2DConditionModel(**SD2_UNET)),
-        scheduler=DDIMScheduler(**{**SCHEDULER_CONFIG, "prediction_type": prediction_type}),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+    return pipeline_from_components(
+        {
+            "vae": _init(seed, lambda: AutoencoderKL(**VAE_CONFIG)),
+            "text_encoder": _init(
+                seed + 1, lambda: CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG, hidden_act="gelu"))
+            ),
+            "tokenizer": build_tiny_tokenizer(),
+            "unet": _init(seed + 3, lambda: UNet2DConditionModel(**SD2_UNET)),
+            "scheduler": DDIMScheduler(**{**SCHEDULER_CONFIG, "prediction_type": prediction_type}),
+        }
     )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def build_tiny_sd1_pipeline(seed: int = 0) -> StableDiffusionPipeline:
     """The tiny SD 1.x pipeline without its extra pooled-text conditioning (which SD 1.x and
     its single-file layout do not have)."""
     unet_config = {k: v for k, v in UNET_CONFIG.items() if not k.startswith("addition_embed_type")}
-    pipe = StableDiffusionPipeline(
-        vae=_init(seed, lambda: AutoencoderKL(**VAE_CONFIG)),
-        text_encoder=_init(seed + 1, lambda: CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))),
-        tokenizer=build_tiny_tokenizer(),
-        unet=_init(seed + 3, lambda: UNet2DConditionModel(**unet_config)),
-        scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+    return pipeline_from_components(
+        {
+            "vae": _init(seed, lambda: AutoencoderKL(**VAE_CONFIG)),
+            "text_encoder": _init(seed + 1, lambda: CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))),
+            "tokenizer": build_tiny_tokenizer(),
+            "unet": _init(seed + 3, lambda: UNet2DConditionModel(**unet_config)),
+            "scheduler": DDIMScheduler(**SCHEDULER_CONFIG),
+        }
     )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def build_tiny(family: str, seed: int = 0):
