@@ -104,6 +104,30 @@ def module_state(components: dict[str, Any]) -> dict[str, torch.Tensor]:
     }
 
 
+def without_untouched_rows(
+    state: dict[str, torch.Tensor], initial: torch.Tensor, key: str, ids: str, rows: str
+) -> dict[str, torch.Tensor]:
+    """``state`` to save, with the rows of the embedding ``key`` that still equal ``initial``
+    (their seeded values) left out: the others under ``rows``, their indices under ``ids``."""
+    import torch
+
+    changed = (state[key] != initial).any(dim=1).nonzero().flatten()
+    kept = {k: v for k, v in state.items() if k != key}
+    kept[ids] = changed.to(torch.int64)
+    kept[rows] = state[key][changed].contiguous()
+    return kept
+
+
+def restore_untouched_rows(
+    stored: dict[str, torch.Tensor], initial: torch.Tensor, key: str, ids: str, rows: str
+) -> None:
+    """Undo :func:`without_untouched_rows` in ``stored``: the embedding ``key`` is ``initial``
+    with the saved rows put back."""
+    embedding = initial.detach().clone()
+    embedding[stored.pop(ids)] = stored.pop(rows)
+    stored[key] = embedding
+
+
 def state_sha256(state: dict[str, torch.Tensor]) -> str:
     """A hash over tensor names, dtypes, shapes and bytes (independent of the file layout)."""
     digest = hashlib.sha256()
@@ -119,7 +143,6 @@ def save_base(
 ) -> dict[str, str]:
     """Write the pretrained components to ``path`` (see the module docstring); returns the
     file's metadata. Fails if a row it leaves out differs from its seeded initial value."""
-    import torch
     from safetensors.torch import save_file
 
     from t2i_bench.generation.tiny import build_tiny_components
@@ -127,10 +150,7 @@ def save_base(
     state = module_state(components)
     initial = module_state(build_tiny_components(recipe.seed))
     key = _embedding_key(state)
-    changed = (state[key] != initial[key]).any(dim=1).nonzero().flatten()
-    kept = {k: v for k, v in state.items() if k != key}
-    kept[_IDS] = changed.to(torch.int64)
-    kept[_ROWS] = state[key][changed].contiguous()
+    kept = without_untouched_rows(state, initial[key], key, _IDS, _ROWS)
     metadata = {
         "format": f"t2i-bench demo base {FORMAT_VERSION}",
         "recipe": json.dumps(asdict(recipe), sort_keys=True),
@@ -171,9 +191,7 @@ def load_base(path: Path = BASE_FILE) -> dict[str, Any]:
     components = build_tiny_components(recipe.seed)
     state = module_state(components)
     key = _embedding_key(state)
-    embedding = state[key].clone()
-    embedding[stored.pop(_IDS)] = stored.pop(_ROWS)
-    stored[key] = embedding
+    restore_untouched_rows(stored, state[key], key, _IDS, _ROWS)
     if set(stored) != set(state):
         raise BenchError("demo base file does not fit the tiny model's layout", path)
     for name in _MODULES:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from t2i_bench.demo.base import restore_untouched_rows, state_sha256, without_untouched_rows
 from t2i_bench.errors import BenchError
 
 if TYPE_CHECKING:
@@ -117,30 +118,19 @@ def eval_transform(model: torch.nn.Module) -> Callable[[Any], torch.Tensor]:
     return image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
 
 
-def state_sha256(state: dict[str, torch.Tensor]) -> str:
-    """A hash over tensor names, dtypes, shapes and bytes."""
-    from t2i_bench.demo.base import state_sha256 as tensors_sha256
-
-    return tensors_sha256(state)
-
-
 def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
 
 
 def save_clip(model: torch.nn.Module, path: Path, recipe: ClipRecipe, extra: dict[str, str]):
     """Write the trained CLIP without its untouched token rows; check it loads back exactly."""
-    import torch
     from safetensors.torch import save_file
 
     from t2i_bench.backbones.clip import build_tiny_clip
 
     state = model_state(model)
-    initial = model_state(build_tiny_clip())
-    changed = (state[EMBEDDING_KEY] != initial[EMBEDDING_KEY]).any(dim=1).nonzero().flatten()
-    kept = {k: v for k, v in state.items() if k != EMBEDDING_KEY}
-    kept[_IDS] = changed.to(torch.int64)
-    kept[_ROWS] = state[EMBEDDING_KEY][changed].contiguous()
+    initial = model_state(build_tiny_clip())[EMBEDDING_KEY]
+    kept = without_untouched_rows(state, initial, EMBEDDING_KEY, _IDS, _ROWS)
     metadata = {
         "format": f"t2i-bench demo clip {FORMAT_VERSION}",
         "recipe": json.dumps(asdict(recipe), sort_keys=True),
@@ -175,9 +165,7 @@ def load_clip(path: Path = CLIP_FILE) -> torch.nn.Module:
         raise BenchError(f"not a demo CLIP file (format {metadata.get('format')!r})", path)
     stored = load_file(str(path))
     model = build_tiny_clip()
-    embedding = model.token_embedding.weight.detach().clone()
-    embedding[stored.pop(_IDS)] = stored.pop(_ROWS)
-    stored[EMBEDDING_KEY] = embedding
+    restore_untouched_rows(stored, model.token_embedding.weight, EMBEDDING_KEY, _IDS, _ROWS)
     if set(stored) != set(model.state_dict()):
         raise BenchError("demo CLIP file does not fit the tiny CLIP's layout", path)
     model.load_state_dict(stored, strict=True)
